@@ -1,0 +1,562 @@
+"""Raw-JSON access to Microsoft Graph (through the msgraph-sdk pipeline) and to the Exchange admin REST API.
+
+Why not the typed SDK models: kiota deserialisation costs ~24 ms CPU per request here (sdk-notes.md), so bulk reads use
+the SDK's request adapter (authentication provider, middleware) with a native response handler, and we parse the bytes
+ourselves. ``$batch`` sub-responses are parsed the same way (``client.batch.post()`` loses JSON bodies, kiota #737).
+
+Retries are ours, not the SDK's RetryHandler: it rejects fractional ``Retry-After`` values (Microsoft's own sample is
+``2.128``), does not retry throttled requests inside ``$batch``, and sleeps for every caller at once. Here a 429 blocks
+only its throttle scope (one mailbox, the directory, the reports API), so one mailbox's 429 never slows the others.
+
+Nothing in this module knows whether it talks to Microsoft or to the simulator: the base URLs are the only switch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import math
+import random
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+
+MAX_BATCH = 20
+RETRY_STATUSES = frozenset({429, 503, 504})
+
+
+class ApiError(Exception):
+    """A Graph or Exchange call that failed for good (after retries). Carries the service's error code."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        service: str = "graph",
+        path: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.service = service
+        self.path = path
+        self.request_id = request_id
+
+    @property
+    def is_permission(self) -> bool:
+        return self.status == 403 or (self.code or "") in {"Authorization_RequestDenied", "ErrorAccessDenied"}
+
+    @property
+    def is_auth(self) -> bool:
+        return self.status == 401
+
+    @property
+    def is_not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def is_no_mailbox(self) -> bool:
+        # Both codes mean "no Exchange Online mailbox" (graph-api.md §1.3); the same user may return either.
+        return self.status == 404 and (self.code or "") in {"MailboxNotEnabledForRESTAPI", "ResourceNotFound"}
+
+    def short(self) -> str:
+        parts = [f"{self.service} {self.status or ''}".strip()]
+        if self.code:
+            parts.append(self.code)
+        return f"{' '.join(parts)}: {self.message}"
+
+
+@dataclass
+class Stats:
+    """Counters for benchmarks and the scan summary."""
+
+    http_requests: int = 0
+    logical_requests: int = 0
+    throttled: int = 0
+    retries: int = 0
+    server_errors: int = 0
+    by_service: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class ScopeGate:
+    """Per-throttle-scope pause: a 429 on scope S delays only later requests of scope S."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+
+    def block(self, scope: str, seconds: float) -> None:
+        until = time.monotonic() + max(0.0, seconds)
+        if until > self._until.get(scope, 0.0):
+            self._until[scope] = until
+
+    async def wait(self, scope: str) -> None:
+        while True:
+            delay = self._until.get(scope, 0.0) - time.monotonic()
+            if delay <= 0:
+                return
+            await asyncio.sleep(delay)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header: integer, fractional ("2.128"), "N,M" or an HTTP date."""
+    if value is None:
+        return None
+    text = str(value).strip().split(",")[0].strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+        if math.isnan(seconds) or seconds < 0:
+            return None
+        return min(seconds, 300.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, min(when.timestamp() - time.time(), 300.0))
+
+
+def backoff(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
+    return min(cap, base * (2 ** (attempt - 1))) * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
+
+
+def _error_from_body(status: int, body: bytes, service: str, path: str, headers: Mapping[str, str]) -> ApiError:
+    code = None
+    message = f"HTTP {status}"
+    request_id = headers.get("request-id")
+    if body and not body.startswith(b"\x00"):
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            err = data["error"]
+            code = err.get("code") if isinstance(err.get("code"), str) else None
+            message = str(err.get("message") or message)
+            # Exchange: the useful text is error.details[*].message after the last '|' (graph-api.md §3.2).
+            details = err.get("details")
+            if isinstance(details, list) and details:
+                texts = [str(d.get("message", "")).rsplit("|", 1)[-1] for d in details if isinstance(d, dict)]
+                texts = [t for t in texts if t]
+                if texts:
+                    message = "; ".join(texts)
+            inner = err.get("innerError") or err.get("innererror")
+            if isinstance(inner, dict) and not request_id:
+                request_id = inner.get("request-id")
+    elif status == 403 and service == "exchange":
+        # A 403 with a NUL-byte body: the cmdlet is unknown or the app lacks Exchange.ManageAsApp.
+        message = "access denied or cmdlet not available"
+    return ApiError(message[:500], status=status, code=code, service=service, path=path, request_id=request_id)
+
+
+@dataclass
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+@dataclass
+class BatchItem:
+    id: str
+    url: str  # relative to the version root, e.g. "/users/{id}/mailFolders/inbox/messageRules"
+    method: str = "GET"
+    headers: Mapping[str, str] | None = None
+    body: Any = None
+    scope: str = "directory"  # throttle scope for this sub-request (e.g. "mailbox:<id>")
+
+
+@dataclass
+class BatchResult:
+    id: str
+    status: int
+    headers: Mapping[str, str]
+    body: Any  # parsed JSON (or None)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def error(self, path: str = "") -> ApiError:
+        code = None
+        message = f"HTTP {self.status}"
+        if isinstance(self.body, dict) and isinstance(self.body.get("error"), dict):
+            code = self.body["error"].get("code")
+            message = str(self.body["error"].get("message") or message)
+        return ApiError(message[:500], status=self.status, code=code, service="graph", path=path)
+
+
+class _Sender:
+    """Retry loop shared by both services: scope gates, bounded concurrency, Retry-After, transport faults."""
+
+    def __init__(self, *, service: str, max_in_flight: int, max_retries: int, stats: Stats, gate: ScopeGate,
+                 on_auth_failure: Any = None) -> None:
+        self.service = service
+        self.on_auth_failure = on_auth_failure
+        self.sem = asyncio.Semaphore(max_in_flight)
+        self.max_retries = max_retries
+        self.stats = stats
+        self.gate = gate
+        self.scope_sems: dict[str, asyncio.Semaphore] = {}
+
+    def _scope_sem(self, scope: str) -> asyncio.Semaphore | None:
+        # Outlook allows 4 concurrent requests per app and mailbox (graph-api.md §9.2): stay under it.
+        if not scope.startswith("mailbox:"):
+            return None
+        sem = self.scope_sems.get(scope)
+        if sem is None:
+            sem = self.scope_sems[scope] = asyncio.Semaphore(4)
+        return sem
+
+    async def run(self, send, *, scope: str, path: str) -> Response:  # type: ignore[no-untyped-def]
+        attempt = 0
+        auth_retried = False
+        while True:
+            attempt += 1
+            await self.gate.wait(scope)
+            scope_sem = self._scope_sem(scope)
+            try:
+                if scope_sem is not None:
+                    await scope_sem.acquire()
+                try:
+                    async with self.sem:
+                        self.stats.http_requests += 1
+                        self.stats.by_service[self.service] += 1
+                        resp = await send()
+                finally:
+                    if scope_sem is not None:
+                        scope_sem.release()
+            except (httpx.TransportError, httpx.StreamError) as exc:
+                if attempt > self.max_retries:
+                    raise ApiError(
+                        f"connection failed: {type(exc).__name__}", code="transport_error", service=self.service,
+                        path=path,
+                    ) from None
+                self.stats.retries += 1
+                await asyncio.sleep(backoff(attempt))
+                continue
+            if resp.status in RETRY_STATUSES:
+                if resp.status == 429:
+                    self.stats.throttled += 1
+                else:
+                    self.stats.server_errors += 1
+                if attempt > self.max_retries:
+                    raise _error_from_body(resp.status, resp.body, self.service, path, resp.headers)
+                wait = parse_retry_after(resp.headers.get("Retry-After"))
+                if wait is None:
+                    wait = backoff(attempt)
+                self.stats.retries += 1
+                if resp.status == 429:
+                    self.gate.block(scope, wait)
+                    continue
+                await asyncio.sleep(wait)
+                continue
+            if resp.status == 401 and not auth_retried:
+                # An expired or revoked token mid-scan: the credential hands out a fresh one on the next call.
+                auth_retried = True
+                self.stats.retries += 1
+                if self.on_auth_failure is not None:
+                    self.on_auth_failure()
+                continue
+            return resp
+
+
+def _decode_json(resp: Response, service: str, path: str) -> Any:
+    if not resp.body:
+        return None
+    try:
+        return json.loads(resp.body)
+    except ValueError:
+        raise ApiError("malformed JSON in response", status=resp.status, code="malformed_response", service=service,
+                       path=path) from None
+
+
+class GraphApi:
+    """Raw-JSON Microsoft Graph v1.0 access over the msgraph-sdk request adapter."""
+
+    def __init__(
+        self,
+        adapter: Any,
+        base_url: str,
+        *,
+        max_in_flight: int = 16,
+        max_retries: int = 6,
+        stats: Stats | None = None,
+        gate: ScopeGate | None = None,
+    ) -> None:
+        self.adapter = adapter
+        self.base_url = base_url.rstrip("/")
+        self.stats = stats or Stats()
+        self.gate = gate or ScopeGate()
+        self._sender = _Sender(service="graph", max_in_flight=max_in_flight, max_retries=max_retries,
+                               stats=self.stats, gate=self.gate)
+
+    def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
+        if path.startswith("http://") or path.startswith("https://"):
+            url = path
+        else:
+            url = f"{self.base_url}/{path.lstrip('/')}"
+        if params:
+            query = urlencode({k: v for k, v in params.items() if v is not None}, safe="$,'()/: ")
+            url = f"{url}{'&' if '?' in url else '?'}{query}"
+        return url
+
+    async def _send_once(self, method: str, url: str, headers: Mapping[str, str] | None, body: Any) -> Response:
+        from kiota_abstractions.method import Method
+        from kiota_abstractions.native_response_handler import NativeResponseHandler
+        from kiota_abstractions.request_information import RequestInformation
+        from kiota_http.middleware.options import ResponseHandlerOption
+
+        ri = RequestInformation()
+        ri.http_method = Method[method.upper()]
+        ri.url = url
+        ri.headers.try_add("Accept", "application/json")
+        for k, v in (headers or {}).items():
+            ri.headers.try_add(k, v)
+        if body is not None:
+            ri.headers.try_add("Content-Type", "application/json")
+            ri.content = json.dumps(body).encode()
+        ri.add_request_options([ResponseHandlerOption(NativeResponseHandler())])
+        raw: httpx.Response = await self.adapter.send_primitive_async(ri, "bytes", None)
+        return Response(raw.status_code, raw.headers, raw.content)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+        scope: str = "directory",
+    ) -> Response:
+        url = self.url(path, params)
+        self.stats.logical_requests += 1
+        resp = await self._sender.run(lambda: self._send_once(method, url, headers, body), scope=scope, path=path)
+        if resp.status >= 400:
+            raise _error_from_body(resp.status, resp.body, "graph", _strip(path), resp.headers)
+        return resp
+
+    async def get_json(self, path: str, *, params: Mapping[str, Any] | None = None,
+                       headers: Mapping[str, str] | None = None, scope: str = "directory") -> Any:
+        resp = await self.request("GET", path, params=params, headers=headers, scope=scope)
+        return _decode_json(resp, "graph", _strip(path))
+
+    async def post_json(self, path: str, body: Any, *, scope: str = "directory") -> Any:
+        resp = await self.request("POST", path, body=body, scope=scope)
+        return _decode_json(resp, "graph", _strip(path))
+
+    async def patch_json(self, path: str, body: Any, *, scope: str = "directory") -> Any:
+        resp = await self.request("PATCH", path, body=body, scope=scope)
+        return _decode_json(resp, "graph", _strip(path))
+
+    async def delete(self, path: str, *, scope: str = "directory") -> None:
+        await self.request("DELETE", path, scope=scope)
+
+    async def iter_pages(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        scope: str = "directory",
+        max_pages: int = 100_000,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Each page's ``value`` list, following ``@odata.nextLink`` verbatim (headers re-sent on every page)."""
+        url: str | None = self.url(path, params)
+        seen: set[str] = set()
+        pages = 0
+        while url:
+            if url in seen:
+                raise ApiError("the service returned a paging link that loops", code="paging_loop", path=_strip(path))
+            seen.add(url)
+            pages += 1
+            if pages > max_pages:
+                raise ApiError(f"more than {max_pages} pages", code="paging_limit", path=_strip(path))
+            data = await self.get_json(url, headers=headers, scope=scope)
+            if not isinstance(data, dict) or not isinstance(data.get("value", []), list):
+                raise ApiError("unexpected response shape (no 'value' list)", code="malformed_response",
+                               path=_strip(path))
+            yield [v for v in data.get("value", []) if isinstance(v, dict)]
+            nxt = data.get("@odata.nextLink")
+            url = nxt if isinstance(nxt, str) and nxt else None
+
+    async def get_all(self, path: str, **kw: Any) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        async for page in self.iter_pages(path, **kw):
+            out.extend(page)
+        return out
+
+    async def batch(self, items: Sequence[BatchItem], *, max_rounds: int = 8) -> dict[str, BatchResult]:
+        """POST /$batch (≤ 20 per call), retrying throttled or failed sub-requests after their own Retry-After."""
+        results: dict[str, BatchResult] = {}
+        pending = list(items)
+        self.stats.logical_requests += len(items)
+        rounds = 0
+        while pending:
+            rounds += 1
+            chunk, pending = pending[:MAX_BATCH], pending[MAX_BATCH:]
+            # Wait for the scopes of this chunk (a throttled mailbox delays only its own sub-requests).
+            for scope in {i.scope for i in chunk}:
+                await self.gate.wait(scope)
+            body = {"requests": [_batch_json(i) for i in chunk]}
+            resp = await self._sender.run(lambda b=body: self._send_once("POST", self.url("/$batch"), None, b),
+                                          scope="batch", path="/$batch")
+            if resp.status >= 400:
+                raise _error_from_body(resp.status, resp.body, "graph", "/$batch", resp.headers)
+            data = _decode_json(resp, "graph", "/$batch")
+            answers = {}
+            if isinstance(data, dict) and isinstance(data.get("responses"), list):
+                for r in data["responses"]:
+                    if isinstance(r, dict) and "id" in r:
+                        answers[str(r["id"])] = r
+            retry: list[BatchItem] = []
+            for item in chunk:
+                r = answers.get(item.id)
+                if r is None:
+                    retry.append(item)
+                    continue
+                status = int(r.get("status") or 0)
+                headers = {str(k): str(v) for k, v in (r.get("headers") or {}).items()}
+                rbody = r.get("body")
+                if isinstance(rbody, str) and headers.get("Content-Type", "").startswith("application/json"):
+                    try:
+                        rbody = json.loads(rbody)
+                    except ValueError:
+                        rbody = None
+                if status in RETRY_STATUSES and rounds < max_rounds:
+                    wait = parse_retry_after(headers.get("Retry-After"))
+                    if status == 429:
+                        self.stats.throttled += 1
+                    self.stats.retries += 1
+                    self.gate.block(item.scope, wait if wait is not None else backoff(rounds))
+                    retry.append(item)
+                    continue
+                results[item.id] = BatchResult(item.id, status, headers, rbody)
+            if rounds >= max_rounds:
+                for item in retry:
+                    results[item.id] = BatchResult(item.id, 503, {}, {"error": {
+                        "code": "retries_exhausted", "message": "no answer after retries"}})
+                retry = []
+            pending = retry + pending
+        return results
+
+
+def _batch_json(item: BatchItem) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": item.id, "method": item.method, "url": item.url}
+    headers = dict(item.headers or {})
+    if item.body is not None:
+        headers.setdefault("Content-Type", "application/json")
+        out["body"] = item.body
+    if headers:
+        out["headers"] = headers
+    return out
+
+
+def _strip(path: str) -> str:
+    """A path without scheme/host/query, for error messages (never leaks tokens; URLs carry none)."""
+    parts = urlsplit(path)
+    return parts.path or path
+
+
+class ExchangeApi:
+    """The Exchange Online admin REST endpoint (``InvokeCommand``), which ExchangeOnlineManagement v3 uses."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        base_url: str,
+        tenant_id: str,
+        token_provider: Any,
+        *,
+        max_in_flight: int = 8,
+        max_retries: int = 6,
+        stats: Stats | None = None,
+        gate: ScopeGate | None = None,
+        page_size: int = 1000,
+    ) -> None:
+        self.client = client
+        self.base_url = base_url.rstrip("/")
+        self.tenant_id = tenant_id
+        self.token_provider = token_provider  # async () -> str
+        self.page_size = page_size
+        self.stats = stats or Stats()
+        self.gate = gate or ScopeGate()
+        self._sender = _Sender(service="exchange", max_in_flight=max_in_flight, max_retries=max_retries,
+                               stats=self.stats, gate=self.gate,
+                               on_auth_failure=getattr(token_provider, "invalidate", None))
+
+    @property
+    def invoke_url(self) -> str:
+        return f"{self.base_url}/adminapi/beta/{self.tenant_id}/InvokeCommand"
+
+    async def _post(self, url: str, body: dict[str, Any]) -> Response:
+        token = await self.token_provider()
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "X-AnchorMailbox": f"APP:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{self.tenant_id}",
+            "Prefer": f"odata.maxpagesize={self.page_size}",
+        }
+        raw = await self.client.post(url, content=json.dumps(body).encode(), headers=headers)
+        return Response(raw.status_code, raw.headers, raw.content)
+
+    async def iter_invoke(
+        self, cmdlet: str, parameters: Mapping[str, Any] | None = None, *, scope: str = "exchange",
+        max_pages: int = 100_000,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        body = {"CmdletInput": {"CmdletName": cmdlet, "Parameters": dict(parameters or {})}}
+        url: str | None = self.invoke_url
+        seen: set[str] = set()
+        pages = 0
+        self.stats.logical_requests += 1
+        while url:
+            if url in seen:
+                raise ApiError("the service returned a paging link that loops", code="paging_loop",
+                               service="exchange", path=cmdlet)
+            seen.add(url)
+            pages += 1
+            if pages > max_pages:
+                raise ApiError(f"more than {max_pages} pages", code="paging_limit", service="exchange", path=cmdlet)
+            u = url
+            resp = await self._sender.run(lambda u=u: self._post(u, body), scope=scope, path=cmdlet)
+            if resp.status >= 400:
+                raise _error_from_body(resp.status, resp.body, "exchange", cmdlet, resp.headers)
+            data = _decode_json(resp, "exchange", cmdlet)
+            if data is None:
+                return  # Set-*/Remove-* often answer 200 with an empty body
+            if not isinstance(data, dict):
+                raise ApiError("unexpected response shape", code="malformed_response", service="exchange",
+                               path=cmdlet)
+            value = data.get("value")
+            if value is None:
+                value = []
+            if not isinstance(value, list):
+                raise ApiError("unexpected response shape (value is not a list)", code="malformed_response",
+                               service="exchange", path=cmdlet)
+            yield [v for v in value if isinstance(v, dict)]
+            nxt = data.get("@odata.nextLink")
+            url = nxt if isinstance(nxt, str) and nxt else None
+
+    async def invoke(self, cmdlet: str, parameters: Mapping[str, Any] | None = None, *,
+                     scope: str = "exchange") -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        async for page in self.iter_invoke(cmdlet, parameters, scope=scope):
+            out.extend(page)
+        return out

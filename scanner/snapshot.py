@@ -1,0 +1,300 @@
+"""The one data model detectors see: a normalised, JSON-serialisable snapshot of one account's state.
+
+Collection (``scanner.collectors``) and judgement (``detectors``) are separate stages with this snapshot between them
+(ScubaGear's shape). Every per-account collection is either its data or a :class:`NotCollected` reason: a failed source
+is never an empty list, and reading it through :meth:`AccountSnapshot.require` raises :class:`NotCollectedError`, which
+the detector engine turns into a coverage gap.
+
+Field names reuse Graph's property names in snake_case (``forwarding_smtp_address``, ``is_enabled``,
+``created_date_time``) so a grep crosses layers. Raw predicate / action dicts of inbox rules keep Graph's camelCase keys
+exactly (``bodyOrSubjectContains``, ``moveToFolder``) because they *are* Graph's ``messageRulePredicates`` /
+``messageRuleActions`` objects; rules read from Exchange ``Get-InboxRule`` are translated into the same vocabulary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Collection names: the keys of AccountSnapshot.collections and DetectorMeta.requires.
+USER = "user"  # always present: the directory object itself
+FORWARDING = "forwarding"
+INBOX_RULES = "inbox_rules"
+FOLDERS = "folders"
+AUTH_METHODS = "auth_methods"
+REGISTRATION = "registration"  # reports/authenticationMethods/userRegistrationDetails row
+ROLES = "roles"
+OAUTH_GRANTS = "oauth_grants"
+DELEGATES = "delegates"
+SENDING = "sending"
+PROTOCOLS = "protocols"  # Get-CASMailbox
+
+COLLECTIONS = (
+    FORWARDING,
+    INBOX_RULES,
+    FOLDERS,
+    AUTH_METHODS,
+    REGISTRATION,
+    ROLES,
+    OAUTH_GRANTS,
+    DELEGATES,
+    SENDING,
+    PROTOCOLS,
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class NotCollected(_Frozen):
+    """Why a collection is missing for this account (a coverage gap, never 'clean')."""
+
+    reason: str
+    code: str | None = None  # e.g. "ErrorAccessDenied", "timeout", "malformed_response"
+    permission: str | None = None  # the permission that would have allowed it, when known
+    not_applicable: bool = False  # e.g. no mailbox: nothing to read, not an error
+
+
+class NotCollectedError(Exception):
+    """Raised when a detector reads a collection that could not be collected."""
+
+    def __init__(self, collection: str, why: NotCollected) -> None:
+        super().__init__(f"{collection}: {why.reason}")
+        self.collection = collection
+        self.why = why
+
+
+class User(_Frozen):
+    id: str
+    user_principal_name: str
+    display_name: str | None = None
+    mail: str | None = None
+    account_enabled: bool | None = None
+    user_type: str | None = None  # "Member" | "Guest"
+    on_premises_sync_enabled: bool | None = None
+    mobile_phone: str | None = None
+    other_mails: tuple[str, ...] = ()
+    business_phones: tuple[str, ...] = ()
+    job_title: str | None = None
+    department: str | None = None
+    created_date_time: datetime | None = None
+    last_password_change_date_time: datetime | None = None
+    # From Exchange Get-Mailbox RecipientTypeDetails ("UserMailbox", "SharedMailbox", "RoomMailbox", ...) or None
+    # when the account has no Exchange Online mailbox.
+    mailbox_type: str | None = None
+
+    @property
+    def is_guest(self) -> bool:
+        return (self.user_type or "").lower() == "guest" or "#EXT#" in self.user_principal_name
+
+
+class MailboxForwarding(_Frozen):
+    forwarding_smtp_address: str | None = None  # bare address, the "smtp:" prefix removed
+    forwarding_address: str | None = None  # an internal recipient's identity (display name / address)
+    forwarding_address_resolved: str | None = None  # SMTP address of ForwardingAddress when it could be resolved
+    deliver_to_mailbox_and_forward: bool = False
+
+    @property
+    def is_set(self) -> bool:
+        return bool(self.forwarding_smtp_address or self.forwarding_address)
+
+
+class InboxRule(_Frozen):
+    id: str  # Graph messageRule id, or "exo:<RuleIdentity>" for rules only Exchange shows
+    display_name: str = ""
+    sequence: int | None = None
+    is_enabled: bool = True
+    is_read_only: bool = False
+    has_error: bool = False
+    hidden: bool = False  # only visible through Get-InboxRule -IncludeHidden
+    source: Literal["graph", "exchange"] = "graph"
+    exchange_identity: str | None = None  # RuleIdentity, for Disable-InboxRule
+    conditions: Mapping[str, Any] = Field(default_factory=dict)  # Graph messageRulePredicates keys
+    exceptions: Mapping[str, Any] = Field(default_factory=dict)
+    actions: Mapping[str, Any] = Field(default_factory=dict)  # Graph messageRuleActions keys
+
+
+class MailFolder(_Frozen):
+    id: str
+    display_name: str
+    parent_folder_id: str | None = None
+    well_known_name: str | None = None  # "inbox", "archive", "rssfeeds", ... when known
+    is_hidden: bool = False
+
+
+class AuthMethod(_Frozen):
+    id: str
+    method_type: str  # Graph type name without namespace, e.g. "phoneAuthenticationMethod"
+    created_date_time: datetime | None = None
+    display_name: str | None = None
+    phone_number: str | None = None
+    phone_type: str | None = None
+    email_address: str | None = None
+    is_usable: bool | None = None  # temporaryAccessPass
+    start_date_time: datetime | None = None
+    lifetime_in_minutes: int | None = None
+    device_tag: str | None = None
+
+
+class Registration(_Frozen):
+    """One row of reports/authenticationMethods/userRegistrationDetails."""
+
+    is_admin: bool | None = None
+    is_mfa_registered: bool | None = None
+    methods_registered: tuple[str, ...] = ()
+    last_updated_date_time: datetime | None = None
+
+
+class RoleAssignment(_Frozen):
+    id: str
+    role_definition_id: str
+    role_template_id: str | None = None
+    role_name: str | None = None
+    privileged: bool = False
+    kind: Literal["active", "eligible"] = "active"
+    directory_scope_id: str = "/"
+    via_group: bool = False
+
+
+class OAuthGrant(_Frozen):
+    id: str
+    client_id: str  # the client service principal's object id
+    app_id: str | None = None
+    app_display_name: str | None = None
+    publisher_name: str | None = None
+    verified_publisher: str | None = None  # verifiedPublisher.displayName, None when unverified
+    app_owner_organization_id: str | None = None
+    consent_type: Literal["Principal", "AllPrincipals"] = "Principal"
+    resource_display_name: str | None = None
+    scopes: tuple[str, ...] = ()
+
+
+class Delegate(_Frozen):
+    trustee: str  # as Exchange shows it (an address, a display name, or a SID)
+    access_right: str  # "FullAccess" | "SendAs" | "SendOnBehalf"
+    trustee_address: str | None = None  # SMTP address when resolved
+    trustee_is_guest: bool = False
+
+
+class SendingStatus(_Frozen):
+    blocked_from_sending: bool = False
+    sent_last_24h: int | None = None
+
+
+class Protocols(_Frozen):
+    mapi_enabled: bool | None = None
+    ews_enabled: bool | None = None
+    active_sync_enabled: bool | None = None
+    imap_enabled: bool | None = None
+    pop_enabled: bool | None = None
+    owa_enabled: bool | None = None
+    smtp_client_authentication_disabled: bool | None = None
+
+
+_COLLECTION_TYPES: dict[str, Any] = {
+    FORWARDING: MailboxForwarding,
+    INBOX_RULES: tuple[InboxRule, ...],
+    FOLDERS: tuple[MailFolder, ...],
+    AUTH_METHODS: tuple[AuthMethod, ...],
+    REGISTRATION: Registration,
+    ROLES: tuple[RoleAssignment, ...],
+    OAUTH_GRANTS: tuple[OAuthGrant, ...],
+    DELEGATES: tuple[Delegate, ...],
+    SENDING: SendingStatus,
+    PROTOCOLS: Protocols,
+}
+
+
+class AccountSnapshot(_Frozen):
+    """Everything collected about one account in one scan."""
+
+    user: User
+    forwarding: MailboxForwarding | NotCollected | None = None
+    inbox_rules: tuple[InboxRule, ...] | NotCollected | None = None
+    folders: tuple[MailFolder, ...] | NotCollected | None = None
+    auth_methods: tuple[AuthMethod, ...] | NotCollected | None = None
+    registration: Registration | NotCollected | None = None
+    roles: tuple[RoleAssignment, ...] | NotCollected | None = None
+    oauth_grants: tuple[OAuthGrant, ...] | NotCollected | None = None
+    delegates: tuple[Delegate, ...] | NotCollected | None = None
+    sending: SendingStatus | NotCollected | None = None
+    protocols: Protocols | NotCollected | None = None
+
+    @property
+    def upn(self) -> str:
+        return self.user.user_principal_name
+
+    @property
+    def has_mailbox(self) -> bool:
+        return self.user.mailbox_type is not None
+
+    def status(self, collection: str) -> Literal["collected", "not_collected", "not_applicable", "absent"]:
+        value = getattr(self, collection)
+        if value is None:
+            return "absent"
+        if isinstance(value, NotCollected):
+            return "not_applicable" if value.not_applicable else "not_collected"
+        return "collected"
+
+    def require(self, collection: str) -> Any:
+        """The collection's data; raises NotCollectedError if it failed or was never read.
+
+        A collection that does not apply to this account (no mailbox → no inbox rules) reads as empty data, because
+        there is nothing there an attacker could have changed.
+        """
+        value = getattr(self, collection)
+        if value is None:
+            raise NotCollectedError(collection, NotCollected(reason="not collected in this scan", code="absent"))
+        if isinstance(value, NotCollected):
+            if value.not_applicable:
+                return _empty(collection)
+            raise NotCollectedError(collection, value)
+        return value
+
+    def get(self, collection: str) -> Any:
+        """The collection's data, or None when it failed or was not read (for optional enrichment only)."""
+        try:
+            return self.require(collection)
+        except NotCollectedError:
+            return None
+
+    def gaps(self) -> dict[str, NotCollected]:
+        out: dict[str, NotCollected] = {}
+        for name in COLLECTIONS:
+            value = getattr(self, name)
+            if isinstance(value, NotCollected) and not value.not_applicable:
+                out[name] = value
+        return out
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+    @classmethod
+    def from_json(cls, data: str | bytes) -> AccountSnapshot:
+        return cls.model_validate_json(data)
+
+
+def _empty(collection: str) -> Any:
+    if collection in (FORWARDING,):
+        return MailboxForwarding()
+    if collection == SENDING:
+        return SendingStatus()
+    if collection == PROTOCOLS:
+        return Protocols()
+    if collection == REGISTRATION:
+        return Registration()
+    return ()
+
+
+class TenantInfo(_Frozen):
+    """Tenant-level facts every detector may use."""
+
+    tenant_id: str
+    domains: tuple[str, ...] = ()  # accepted (verified) domains, lower case
+    initial_domain: str | None = None  # the *.onmicrosoft.com one
+    default_domain: str | None = None
+    display_name: str | None = None
