@@ -1,0 +1,131 @@
+"""Machine-readable exports of a stored scan: ``findings.json`` (interface.md shape) and ``findings.csv``.
+
+Both are written streaming: accounts are read from SQLite in pages and written one JSON object at a time, so a
+100,000-account tenant never sits in memory as one big document.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from reports.evidence import evidence_text
+from reports.text import reveal
+from scanner.store import Store
+
+# Spreadsheet apps treat a cell starting with one of these as a formula (CSV injection, OWASP). Full-width forms are
+# included because some spreadsheet apps normalise them before parsing.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+CSV_COLUMNS = (
+    "id", "account", "detector", "technique", "severity", "title", "summary", "evidence", "new_since_last_scan",
+    "status", "suppressed", "score", "first_seen", "remediation",
+)
+
+
+def neutralise_cell(value: Any) -> str:
+    """A CSV cell that no spreadsheet evaluates: a leading formula character is prefixed with an apostrophe."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = value if isinstance(value, str) else str(value)
+    if text.startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
+def iter_account_rows(store: Store, scan_id: str, page: int = 1000) -> Iterator[dict[str, Any]]:
+    """Every scanned account of the scan as ``{"userPrincipalName", "verdict", "score"}``, streamed in upn order."""
+    # Store.accounts() builds the whole list; at 100k accounts this cursor keeps memory flat.
+    cur = store.db.execute(
+        "select upn, verdict, score, privileged, has_gaps from accounts where scan_id = ? order by upn", [scan_id])
+    while True:
+        rows = cur.fetchmany(page)
+        if not rows:
+            return
+        for upn, verdict, score, privileged, has_gaps in rows:
+            yield {"userPrincipalName": upn, "verdict": verdict or "clean", "score": int(score or 0),
+                   "privileged": bool(privileged), "coverage_gaps": bool(has_gaps)}
+
+
+def scan_header(store: Store, scan_id: str) -> dict[str, Any]:
+    """The ``scan`` object of findings.json."""
+    scan = store.scan(scan_id)
+    tenant = json.loads(scan["tenant"]) if scan.get("tenant") else {}
+    errors = [{"account": e.get("upn"), "collector": e.get("collector"), "message": e.get("message") or "",
+               "code": e.get("code"), "permission": e.get("permission")} for e in store.errors(scan_id)]
+    return {
+        "id": scan["id"],
+        "started": scan["started"],
+        "finished": scan["finished"],
+        "tenant_id": scan["tenant_id"],
+        # The stored account rows are the truth (the scan row's count is only set when the scan finishes).
+        "accounts_scanned": int(store.db.execute("select count(*) from accounts where scan_id = ?",
+                                                 [scan_id]).fetchone()[0]),
+        "errors": errors,
+        "status": scan.get("status"),
+        "label": scan.get("label") or None,
+        "tenant_name": tenant.get("display_name"),
+        "previous_scan_id": store.previous_scan_id(scan_id),
+    }
+
+
+def finding_json(f: dict[str, Any]) -> dict[str, Any]:
+    """One stored finding in the findings.json shape (required keys first, additive keys after)."""
+    return {
+        "id": f["id"],
+        "account": f["account"],
+        "detector": f["detector"],
+        "technique": f["technique"],
+        "severity": f["severity"],
+        "title": f["title"],
+        "evidence": f.get("evidence") or {},
+        "new_since_last_scan": bool(f.get("new_since_last_scan")),
+        "status": f.get("status") or "active",
+        "suppressed": f.get("suppressed"),
+        "score": int(f.get("score") or 0),
+        "remediation": list(f.get("remediation") or []),
+        "first_seen": f.get("first_seen"),
+        "summary": evidence_text(f["detector"], f.get("evidence") or {}),
+    }
+
+
+def write_json(store: Store, scan_id: str, path: Path, findings: list[dict[str, Any]] | None = None) -> Path:
+    findings = store.findings(scan_id) if findings is None else findings
+    header = scan_header(store, scan_id)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8", newline="\n") as fh:
+        fh.write('{"scan": ')
+        header_json = json.dumps(header, ensure_ascii=False, default=str)
+        fh.write(header_json)
+        fh.write(',\n"accounts": [')
+        for i, acc in enumerate(iter_account_rows(store, scan_id)):
+            fh.write(("\n" if i == 0 else ",\n") + json.dumps(acc, ensure_ascii=False))
+        fh.write('\n],\n"findings": [')
+        for i, f in enumerate(findings):
+            fh.write(("\n" if i == 0 else ",\n") + json.dumps(finding_json(f), ensure_ascii=False, default=str))
+        fh.write("\n]}\n")
+    tmp.replace(path)
+    return path
+
+
+def write_csv(store: Store, scan_id: str, path: Path, findings: list[dict[str, Any]] | None = None) -> Path:
+    findings = store.findings(scan_id) if findings is None else findings
+    tmp = path.with_name(path.name + ".tmp")
+    # utf-8-sig so Excel reads non-ASCII tenant strings correctly.
+    with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.writer(fh, quoting=csv.QUOTE_MINIMAL)
+        w.writerow(CSV_COLUMNS)
+        for f in findings:
+            row = finding_json(f)
+            # Invisible / bidi characters shown as markers: a spreadsheet cell must read as what it is.
+            row["evidence"] = reveal(json.dumps(row["evidence"], ensure_ascii=False, sort_keys=True, default=str))
+            row["title"] = reveal(row["title"])
+            row["remediation"] = " ".join(row["remediation"])
+            w.writerow([neutralise_cell(row.get(c)) for c in CSV_COLUMNS])
+    tmp.replace(path)
+    return path
