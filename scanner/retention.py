@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 log = logging.getLogger("m365sweep.retention")
@@ -33,7 +33,7 @@ class RetentionResult:
 def _parse(ts: str | None) -> datetime | None:
     if not ts:
         return None
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def plan_retention(scans: list[dict[str, Any]], *, keep_scans: int | None, keep_days: int | None,
@@ -41,7 +41,7 @@ def plan_retention(scans: list[dict[str, Any]], *, keep_scans: int | None, keep_
     """Pure: (ids to delete, ids kept) for scan rows (``Store.scans()`` dicts). Per tenant."""
     if keep_scans is None and keep_days is None:
         return [], [s["id"] for s in scans]
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     by_tenant: dict[str, list[dict[str, Any]]] = {}
     for s in scans:
         by_tenant.setdefault(s.get("tenant_id") or "", []).append(s)
