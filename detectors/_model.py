@@ -132,6 +132,10 @@ class TenantFacts:
     new_method_types: Mapping[str, int] = field(default_factory=dict)
     privileged_upns: frozenset[str] = frozenset()
     accounts_scanned: int = 0
+    # otherMails / email auth-method address (lower case) -> UPNs listing it (for linking, H1)
+    contact_addresses: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # normalised user.mobilePhone -> UPNs
+    mobile_phones: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,9 @@ class ScanContext:
     sent_history: tuple[int, ...] = ()
     first_scan: bool = True
     protected_accounts: frozenset[str] = frozenset()
+    # Finding ids this account had in the previous scan (from the store), for new_since_last_scan. None: derive them
+    # by running the catalogue over ``previous`` (pure evaluation, tests, the benchmark).
+    previous_finding_ids: frozenset[str] | None = None
 
 
 DetectFn = Callable[[AccountSnapshot, ScanContext], Iterator[Finding]]

@@ -1,0 +1,441 @@
+"""The detector engine: catalogue discovery, allow-lists, pure per-account evaluation and whole-scan evaluation.
+
+- :func:`catalogue` finds every detector module under ``detectors/<area>/<name>.py`` (id == ``"<area>.<name>"``).
+- :func:`evaluate_account` is pure: snapshot + context in, findings + verdict out (tests and the benchmark use it).
+- :func:`evaluate_scan` streams a stored scan twice (pass 1: tenant-wide facts; pass 2: detectors per account, with the
+  same account from the previous scan as context), then writes findings, verdicts and history to the store.
+
+Drift definitions (detections.md §K):
+- ``new_since_last_scan``: False on a tenant's first scan (findings are *standing*); afterwards True when the finding id
+  (detector + account + artefact key; rule artefacts include a fingerprint of conditions/actions, so a modified rule is
+  new) was not among the account's findings in the previous scan. An account absent from the previous scan is new.
+- *transient*: a finding of the previous scan whose artefact (rule id, forwarding address, method id, grant id,
+  delegate, role) is gone from tonight's snapshot — the collection was read successfully — and which was itself first
+  seen *after* a baseline scan (``new_since_last_scan`` true when first recorded). It is reported once, in the scan
+  where it vanished, with status ``transient`` and its first/last-seen times; it counts half in the verdict.
+- Not evaluated: a detector whose collection failed raises ``NotCollectedError``; the engine records a coverage gap
+  (``store.add_error(..., collector="detectors:<collection>")`` unless the collector already recorded that gap for the
+  account) and a per-detector count in tenant data ``detectors.coverage``. A failed source never reads as clean.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+import detectors as _pkg
+from detectors._common import (
+    RECENT,
+    aware,
+    is_privileged,
+    norm_phone,
+    privileged_roles,
+    real_methods,
+    suppressed,
+)
+from detectors._domains import address_of, classify
+from detectors._model import (
+    AllowEntry,
+    Allowlist,
+    Detector,
+    Finding,
+    ScanContext,
+    Severity,
+    TenantFacts,
+)
+from detectors.verdict import decide
+from scanner.snapshot import AccountSnapshot, NotCollectedError, TenantInfo
+
+_INFRA = frozenset({"engine", "verdict", "cli"})
+SENT_HISTORY_KEY = "detectors.sent_history"
+SENT_HISTORY_LEN = 30
+
+
+# ---- catalogue ---------------------------------------------------------------------------------------------------
+def catalogue() -> list[Detector]:
+    """Every detector module under ``detectors/`` (subpackages by area), sorted by id."""
+    out: list[Detector] = []
+    for info in pkgutil.walk_packages(_pkg.__path__, prefix="detectors."):
+        rel = info.name[len("detectors."):]
+        parts = rel.split(".")
+        if info.ispkg or len(parts) < 2 or any(p.startswith("_") for p in parts) or parts[0] in _INFRA:
+            continue
+        mod = importlib.import_module(info.name)
+        meta = getattr(mod, "META", None)
+        fn = getattr(mod, "detect", None)
+        if meta is None or fn is None:
+            continue
+        out.append(Detector(meta=meta, detect=fn, module=info.name))
+    return sorted(out, key=lambda d: d.meta.id)
+
+
+# ---- allow-list --------------------------------------------------------------------------------------------------
+def _expiry(value: date | datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    # A date expiry means "valid through that day".
+    return datetime.combine(value, time(23, 59, 59), tzinfo=UTC)
+
+
+def allowlist_from_config(section: Any, now: datetime) -> tuple[Allowlist, list[str]]:
+    """Allowlist from ``scanner.config.AllowlistSection``; expired entries are dropped with a warning."""
+    warnings: list[str] = []
+    built: dict[str, tuple[AllowEntry, ...]] = {}
+    now = aware(now) or now
+    for name in ("forwarding_domains", "forwarding_addresses", "accounts", "apps"):
+        entries: list[AllowEntry] = []
+        for item in getattr(section, name, None) or ():
+            if isinstance(item, str):
+                value, reason, expires = item, None, None
+            else:
+                value, reason, expires = item.value, item.reason, _expiry(item.expires)
+            value = value.strip()
+            if not value:
+                continue
+            if expires is not None and expires <= now:
+                warnings.append(f"allowlist.{name}: entry {value!r} expired on {expires.date().isoformat()} "
+                                f"and is not applied" + (f" (reason was: {reason})" if reason else ""))
+                continue
+            entries.append(AllowEntry(value=value, reason=reason, expires=expires))
+        built[name] = tuple(entries)
+    return Allowlist(**built), warnings
+
+
+# ---- pure evaluation ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NotEvaluated:
+    detector: str
+    collection: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class AccountResult:
+    findings: tuple[Finding, ...]
+    not_evaluated: tuple[NotEvaluated, ...]
+    score: int
+    verdict: str
+    reasons: tuple[str, ...]
+    privileged: bool = False
+
+
+def run_detectors(account: AccountSnapshot, ctx: ScanContext,
+                  detectors: Sequence[Detector]) -> tuple[list[Finding], list[NotEvaluated]]:
+    findings: list[Finding] = []
+    gaps: list[NotEvaluated] = []
+    for det in detectors:
+        try:
+            findings.extend(det.detect(account, ctx))
+        except NotCollectedError as exc:
+            gaps.append(NotEvaluated(det.meta.id, exc.collection, exc.why.reason))
+        except Exception as exc:  # noqa: BLE001 - a detector bug is a coverage gap, never a silent "clean"
+            gaps.append(NotEvaluated(det.meta.id, "detector", f"detector error: {type(exc).__name__}: {exc}"[:300]))
+    return findings, gaps
+
+
+def _account_allow(account: AccountSnapshot, ctx: ScanContext) -> AllowEntry | None:
+    now = ctx.now
+    for e in ctx.allowlist.accounts:
+        if e.value.strip().lower() == account.upn.lower() and (e.expires is None or e.expires > now):
+            return e
+    return None
+
+
+def _previous_ids(ctx: ScanContext, detectors: Sequence[Detector]) -> frozenset[str] | None:
+    if ctx.previous_finding_ids is not None:
+        return ctx.previous_finding_ids
+    if ctx.previous is None:
+        return None
+    prev_ctx = dataclasses.replace(ctx, previous=None, previous_finding_ids=frozenset(), first_scan=True)
+    found, _ = run_detectors(ctx.previous, prev_ctx, detectors)
+    return frozenset(f.id for f in found)
+
+
+def evaluate_account(account: AccountSnapshot, ctx: ScanContext,
+                     detectors: Sequence[Detector] | None = None) -> AccountResult:
+    """Run the catalogue on one account: findings (with drift flags and suppression), coverage gaps, verdict."""
+    detectors = catalogue() if detectors is None else detectors
+    findings, gaps = run_detectors(account, ctx, detectors)
+    if ctx.first_scan:
+        findings = [dataclasses.replace(f, new_since_last_scan=False) for f in findings]
+    else:
+        prev = _previous_ids(ctx, detectors)
+        findings = [dataclasses.replace(f, new_since_last_scan=(prev is None or f.id not in prev))
+                    for f in findings]
+    entry = _account_allow(account, ctx)
+    if entry is not None:
+        why = f"allowlist: account {entry.value}" + (f" ({entry.reason})" if entry.reason else "")
+        findings = [dataclasses.replace(suppressed(f, why), severity=Severity.INFO) if f.suppressed is None else f
+                    for f in findings]
+    findings.sort(key=lambda f: (-int(f.severity), f.detector, f.artefact))
+    privileged = is_privileged(account, ctx)
+    v = decide(findings, privileged=privileged)
+    reasons = list(v.reasons)
+    for g in gaps:
+        reasons.append(f"not evaluated: {g.detector} ({g.collection}: {g.reason})")
+    return AccountResult(tuple(findings), tuple(gaps), v.score, v.verdict, tuple(reasons), privileged)
+
+
+# ---- tenant facts (pass 1) ---------------------------------------------------------------------------------------
+class FactsBuilder:
+    """Accumulates cross-account facts one snapshot at a time (memory: a few entries per account)."""
+
+    def __init__(self, tenant: TenantInfo, allowlist: Allowlist, now: datetime) -> None:
+        self.tenant, self.allowlist, self.now = tenant, allowlist, now
+        self.destinations: dict[str, set[str]] = defaultdict(set)
+        self.phones: dict[str, set[str]] = defaultdict(set)
+        self.mobiles: dict[str, set[str]] = defaultdict(set)
+        self.contacts: dict[str, set[str]] = defaultdict(set)
+        self.consents: Counter[str] = Counter()
+        self.new_types: Counter[str] = Counter()
+        self.privileged: set[str] = set()
+        self.n = 0
+
+    def add(self, acc: AccountSnapshot) -> None:
+        self.n += 1
+        upn = acc.upn.lower()
+        fwd = acc.get("forwarding")
+        addrs: list[str] = []
+        if fwd is not None:
+            for raw in (fwd.forwarding_smtp_address, fwd.forwarding_address_resolved):
+                a = address_of(raw or "")
+                if a:
+                    addrs.append(a)
+        for r in acc.get("inbox_rules") or ():
+            if not r.is_enabled:
+                continue
+            for key in ("forwardTo", "forwardAsAttachmentTo", "redirectTo"):
+                for rec in (r.actions or {}).get(key) or ():
+                    a = address_of(rec)
+                    if a:
+                        addrs.append(a)
+        for a in set(addrs):
+            if classify(a, self.tenant.domains).external:
+                self.destinations[a].add(upn)
+        for m in real_methods(acc.get("auth_methods") or ()):
+            if m.phone_number:
+                self.phones[norm_phone(m.phone_number)].add(upn)
+            if m.email_address:
+                self.contacts[m.email_address.lower()].add(upn)
+            created = aware(m.created_date_time)
+            if created is not None and self.now - created <= RECENT:
+                self.new_types[m.method_type] += 1
+        for mail in acc.user.other_mails:
+            a = address_of(mail)
+            if a:
+                self.contacts[a].add(upn)
+        if acc.user.mobile_phone:
+            self.mobiles[norm_phone(acc.user.mobile_phone)].add(upn)
+        for g in acc.get("oauth_grants") or ():
+            if g.consent_type == "Principal":
+                self.consents[g.app_id or g.client_id] += 1
+        if privileged_roles(acc):
+            self.privileged.add(upn)
+
+    def facts(self) -> TenantFacts:
+        def multi(d: dict[str, set[str]], minimum: int = 1) -> dict[str, frozenset[str]]:
+            return {k: frozenset(v) for k, v in d.items() if k and len(v) >= minimum}
+
+        return TenantFacts(
+            forward_destinations=multi(self.destinations),
+            auth_phones=multi(self.phones, 2) | {k: frozenset(v) for k, v in self.phones.items()
+                                                 if k and k in self.mobiles},
+            app_consents=dict(self.consents),
+            new_method_types=dict(self.new_types),
+            privileged_upns=frozenset(self.privileged),
+            accounts_scanned=self.n,
+            contact_addresses=multi(self.contacts),
+            mobile_phones={k: frozenset(v) for k, v in self.mobiles.items()
+                           if k and (len(v) >= 2 or k in self.phones)},
+        )
+
+
+def tenant_facts(accounts: Iterable[AccountSnapshot], tenant: TenantInfo, allowlist: Allowlist | None = None,
+                 now: datetime | None = None) -> TenantFacts:
+    b = FactsBuilder(tenant, allowlist or Allowlist(), now or datetime.now(UTC))
+    for a in accounts:
+        b.add(a)
+    return b.facts()
+
+
+# ---- whole scan --------------------------------------------------------------------------------------------------
+@dataclass
+class EvaluationSummary:
+    scan_id: str
+    accounts: int = 0
+    findings_by_severity: dict[str, int] = field(default_factory=dict)
+    verdicts: dict[str, int] = field(default_factory=dict)
+    not_evaluated: int = 0  # (account, detector) pairs not evaluated because a collection failed
+    transient: int = 0
+    new_findings: int = 0
+    suppressed: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def artefact_present(account: AccountSnapshot, artefact: str) -> bool | None:
+    """Whether the artefact behind a finding still exists; None when unknown (collection failed / not an artefact)."""
+    kind, _, rest = artefact.partition(":")
+    try:
+        if kind == "rule":
+            rule_id = rest.rsplit(":", 1)[0]
+            return any(r.id == rule_id for r in account.require("inbox_rules"))
+        if kind == "forward":
+            fwd = account.require("forwarding")
+            have = {address_of(x or "") for x in (fwd.forwarding_smtp_address, fwd.forwarding_address_resolved,
+                                                  fwd.forwarding_address)}
+            return rest in have
+        if kind == "method":
+            return any(m.id == rest for m in account.require("auth_methods"))
+        if kind == "grant":
+            return any(g.id == rest for g in account.require("oauth_grants"))
+        if kind == "delegate":
+            trustee, _, right = rest.rpartition(":")
+            return any((d.trustee_address or d.trustee).lower() == trustee and d.access_right.lower() == right
+                       for d in account.require("delegates"))
+        if kind == "role":
+            from detectors._common import role_key
+            return any(role_key(r) == rest for r in account.require("roles"))
+    except NotCollectedError:
+        return None
+    return None
+
+
+def _transients(store: Any, prev_scan: str, account: AccountSnapshot, seen: set[str],
+                skipped_detectors: set[str], started: str) -> list[Finding]:
+    out: list[Finding] = []
+    for row in store.findings(prev_scan, account.upn):
+        if row.get("status") != "active" or row["id"] in seen or row["detector"] in skipped_detectors:
+            continue
+        if artefact_present(account, row.get("artefact") or "") is not False:
+            continue
+        hist = store.history(row["id"])
+        if hist is None:
+            continue
+        first = store.db.execute("select new_since_last_scan from findings where scan_id = ? and id = ?",
+                                 [hist["first_scan_id"], row["id"]]).fetchone()
+        if not first or not first[0]:
+            continue  # standing since the baseline: it was removed (resolved), not "appeared and vanished"
+        ev = dict(row.get("evidence") or {})
+        ev.update({"first_seen": hist["first_seen"], "last_seen": hist["last_seen"], "gone_by": started})
+        out.append(Finding(
+            detector=row["detector"], account=account.upn, technique=row["technique"],
+            severity=Severity.parse(row["severity"]), title=row["title"], evidence=ev,
+            artefact=f"transient:{row.get('artefact') or ''}", remediation=tuple(row.get("remediation") or ()),
+            score=int(row.get("score") or 0), suppressed=row.get("suppressed"), new_since_last_scan=True,
+            status="transient",
+        ))
+    return out
+
+
+def evaluate_scan(store: Any, scan_id: str, *, tenant: TenantInfo, allowlist: Allowlist, now: datetime,
+                  protected_accounts: frozenset[str] | Iterable[str] = frozenset(),
+                  detectors: Sequence[Detector] | None = None) -> EvaluationSummary:
+    """Evaluate every stored account of ``scan_id`` and write findings, verdicts, history and coverage gaps."""
+    detectors = catalogue() if detectors is None else detectors
+    now = aware(now) or now
+    protected = frozenset(u.lower() for u in protected_accounts)
+    summary = EvaluationSummary(scan_id=scan_id)
+    prev_scan = store.previous_scan_id(scan_id)
+    started = store.scan(scan_id)["started"]
+
+    # Pass 1: tenant-wide facts.
+    fb = FactsBuilder(tenant, allowlist, now)
+    for acc in store.iter_accounts(scan_id):
+        fb.add(acc)
+    facts = fb.facts()
+
+    prev_hist: dict[str, list[int]] = {}
+    if prev_scan:
+        prev_hist = store.get_tenant_data(prev_scan, SENT_HISTORY_KEY) or {}
+    new_hist: dict[str, list[int]] = {}
+    known_gaps = {(str(e.get("upn") or "").lower(), str(e.get("collector") or "")) for e in store.errors(scan_id)}
+    coverage: Counter[str] = Counter()
+    sev_count: Counter[str] = Counter()
+    verdicts: Counter[str] = Counter()
+    seen_ids: set[str] = set()
+
+    # Pass 2: detectors per account.
+    for acc in store.iter_accounts(scan_id):
+        upn_l = acc.upn.lower()
+        previous = store.get_account(prev_scan, acc.upn) if prev_scan else None
+        prev_rows = store.findings(prev_scan, acc.upn) if prev_scan and previous is not None else []
+        hist = list(prev_hist.get(upn_l, []))
+        if not hist and previous is not None:
+            ps = previous.get("sending")
+            if ps is not None and ps.sent_last_24h is not None:
+                hist = [ps.sent_last_24h]
+        ctx = ScanContext(
+            tenant=tenant, now=now, allowlist=allowlist, facts=facts, previous=previous,
+            sent_history=tuple(hist), first_scan=prev_scan is None, protected_accounts=protected,
+            previous_finding_ids=(frozenset(r["id"] for r in prev_rows if r.get("status") == "active")
+                                  if previous is not None else None),
+        )
+        res = evaluate_account(acc, ctx, detectors)
+        cur = acc.get("sending")
+        if cur is not None and cur.sent_last_24h is not None:
+            hist.append(cur.sent_last_24h)
+        if hist:
+            new_hist[upn_l] = hist[-SENT_HISTORY_LEN:]
+
+        findings = list(res.findings)
+        ids = {f.id for f in findings}
+        skipped = {g.detector for g in res.not_evaluated}
+        # Findings whose detector could not run tonight are carried in history (not resolved, not transient).
+        carried = {r["id"] for r in prev_rows if r["detector"] in skipped}
+        trans = _transients(store, prev_scan, acc, ids, skipped, started) if prev_scan and previous else []
+        if trans:
+            findings += trans
+            v = decide(findings, privileged=res.privileged)
+            verdict, score, reasons = v.verdict, v.score, list(v.reasons) + [
+                r for r in res.reasons if r.startswith("not evaluated:")]
+        else:
+            verdict, score, reasons = res.verdict, res.score, list(res.reasons)
+        seen_ids |= ids | carried
+
+        by_collection: dict[str, list[NotEvaluated]] = defaultdict(list)
+        for g in res.not_evaluated:
+            by_collection[g.collection].append(g)
+            coverage[g.detector] += 1
+        for collection, gs in by_collection.items():
+            if (upn_l, collection) in known_gaps:
+                continue  # the collector already recorded this gap; its detectors are implied
+            store.add_error(scan_id, acc.upn, f"detectors:{collection}",
+                            f"not evaluated: {', '.join(g.detector for g in gs)} ({gs[0].reason})")
+        summary.not_evaluated += len(res.not_evaluated)
+
+        rows = []
+        for f in findings:
+            row = f.to_json()
+            row["artefact"] = f.artefact
+            row["first_seen"] = started
+            rows.append(row)
+            sev_count[f.severity.label] += 1
+            summary.new_findings += int(bool(f.new_since_last_scan))
+            summary.transient += int(f.status == "transient")
+            summary.suppressed += int(f.suppressed is not None)
+        store.put_findings(scan_id, rows)
+        store.record_history(scan_id, started, [r for r in rows if r["status"] == "active"])
+        store.set_verdict(scan_id, acc.upn, verdict, score, reasons, res.privileged)
+        verdicts[verdict] += 1
+        summary.accounts += 1
+
+    store.resolve_missing(scan_id, started, seen_ids)
+    store.put_tenant_data(scan_id, SENT_HISTORY_KEY, new_hist)
+    store.put_tenant_data(scan_id, "detectors.coverage", dict(coverage))
+    summary.findings_by_severity = dict(sev_count)
+    summary.verdicts = dict(verdicts)
+    return summary
+
+
+__all__ = [
+    "AccountResult", "EvaluationSummary", "NotEvaluated", "allowlist_from_config", "artefact_present", "catalogue",
+    "evaluate_account", "evaluate_scan", "run_detectors", "tenant_facts",
+]

@@ -1,0 +1,1 @@
+"""Mailbox forwarding and inbox-rule detectors (detections.md §A, §B)."""
