@@ -1,0 +1,1198 @@
+"""Microsoft Graph v1.0 handlers (shapes per graph-api.md §1-§8, behaviour per §11)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from . import ids
+from .model import (
+    METHOD_TYPES,
+    PASSWORD_METHOD_ID,
+    REGISTRATION_NAMES,
+    ROLE_TEMPLATES,
+    TYPE_TO_COLLECTION,
+    Folder,
+    Rule,
+    Tenant,
+    User,
+    iso,
+)
+from .permissions import REQUIRED
+
+
+class GraphError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+class Req:
+    __slots__ = ("method", "path", "segs", "query", "headers", "body", "base", "roles", "loop_nextlink", "json_body")
+
+    def __init__(self, method: str, path: str, query: dict, headers: dict, body: bytes, base: str) -> None:
+        self.method, self.path, self.query, self.headers, self.body, self.base = method, path, query, headers, body, base
+        self.segs = [s for s in path.split("/") if s]
+        self.roles: frozenset[str] = frozenset()
+        self.loop_nextlink = False
+        self.json_body: Any = None
+
+
+def need(req: Req, key: str) -> None:
+    kind, perms = REQUIRED[key]
+    if req.roles.isdisjoint(perms):
+        if kind == "mail":
+            raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+        raise GraphError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+
+
+def not_found_dir(key: str) -> GraphError:
+    return GraphError(404, "Request_ResourceNotFound",
+                      f"Resource '{key}' does not exist or one of its queried reference-property objects are not present.")
+
+
+# ---------------------------------------------------------------------------------------------------- users
+USER_DEFAULT = ("businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone", "officeLocation",
+                "preferredLanguage", "surname", "userPrincipalName", "id")
+SINGLE_ONLY = {"aboutMe", "birthday", "hireDate", "interests", "mySite", "pastProjects", "preferredName",
+               "responsibilities", "schools", "skills", "mailboxSettings"}
+
+
+def _sku(u: User) -> list:
+    return [{"disabledPlans": [], "skuId": "05e9a617-0261-4cee-bb44-138d3ef5d965"}] if u.licensed else []
+
+
+GETTERS: dict[str, Any] = {
+    "id": lambda u, t: u.id,
+    "userPrincipalName": lambda u, t: u.userPrincipalName,
+    "displayName": lambda u, t: u.displayName,
+    "givenName": lambda u, t: u.givenName,
+    "surname": lambda u, t: u.surname,
+    "mail": lambda u, t: u.mail,
+    "mailNickname": lambda u, t: u.mailNickname,
+    "jobTitle": lambda u, t: u.jobTitle,
+    "department": lambda u, t: u.department,
+    "officeLocation": lambda u, t: u.officeLocation,
+    "businessPhones": lambda u, t: u.businessPhones,
+    "mobilePhone": lambda u, t: u.mobilePhone,
+    "preferredLanguage": lambda u, t: u.preferredLanguage,
+    "accountEnabled": lambda u, t: u.accountEnabled,
+    "userType": lambda u, t: u.userType,
+    "createdDateTime": lambda u, t: iso(u.createdDateTime),
+    "lastPasswordChangeDateTime": lambda u, t: iso(u.lastPasswordChangeDateTime),
+    "onPremisesSyncEnabled": lambda u, t: u.onPremisesSyncEnabled,
+    "otherMails": lambda u, t: u.otherMails,
+    "proxyAddresses": lambda u, t: u.proxyAddresses,
+    "assignedLicenses": lambda u, t: _sku(u),
+    "usageLocation": lambda u, t: u.usageLocation,
+    "companyName": lambda u, t: u.companyName,
+    "employeeType": lambda u, t: u.employeeType,
+    "creationType": lambda u, t: u.creationType,
+    "externalUserState": lambda u, t: u.externalUserState,
+    "signInSessionsValidFromDateTime": lambda u, t: iso(u.signInSessionsValidFromDateTime or u.createdDateTime),
+    "identities": lambda u, t: [{"signInType": "userPrincipalName", "issuer": t.onmicrosoft_domain,
+                                 "issuerAssignedId": u.userPrincipalName}],
+    "passwordPolicies": lambda u, t: None,
+    "passwordProfile": lambda u, t: None,
+    "signInActivity": lambda u, t: {"lastSignInDateTime": iso(u.last_sign_in), "lastSignInRequestId": None,
+                                    "lastNonInteractiveSignInDateTime": iso(u.last_sign_in),
+                                    "lastNonInteractiveSignInRequestId": None,
+                                    "lastSuccessfulSignInDateTime": iso(u.last_sign_in),
+                                    "lastSuccessfulSignInRequestId": None},
+    "isResourceAccount": lambda u, t: None,
+    "showInAddressList": lambda u, t: None,
+}
+OTHER_USER_PROPS = (
+    "aboutMe ageGroup assignedPlans authorizationInfo birthday city consentProvidedForMinor country "
+    "customSecurityAttributes deletedDateTime employeeHireDate employeeId employeeLeaveDateTime employeeOrgData "
+    "externalUserStateChangeDateTime faxNumber hireDate imAddresses interests legalAgeGroupClassification "
+    "licenseAssignmentStates mailboxSettings mySite onPremisesDistinguishedName onPremisesDomainName "
+    "onPremisesExtensionAttributes onPremisesImmutableId onPremisesLastSyncDateTime onPremisesProvisioningErrors "
+    "onPremisesSamAccountName onPremisesSecurityIdentifier onPremisesUserPrincipalName pastProjects postalCode "
+    "preferredDataLocation preferredName provisionedPlans responsibilities schools securityIdentifier "
+    "serviceProvisioningErrors skills state streetAddress"
+).split()
+USER_PROPS = set(GETTERS) | set(OTHER_USER_PROPS)
+_LOWER_USER_PROPS = {p.lower(): p for p in USER_PROPS}
+
+
+def parse_select(req: Req, universe: set[str] | None, type_name: str) -> list[str] | None:
+    raw = req.query.get("$select")
+    if raw is None:
+        return None
+    out = []
+    for p in (x.strip() for x in raw.split(",")):
+        if not p:
+            continue
+        if universe is not None:
+            canon = _LOWER_USER_PROPS.get(p.lower()) if type_name == "user" else (p if p in universe else None)
+            if canon is None:
+                raise GraphError(400, "Request_BadRequest",
+                                 f"Could not find a property named '{p}' on type 'microsoft.graph.{type_name}'.")
+            p = canon
+        out.append(p)
+    return out
+
+
+def user_json(u: User, t: Tenant, props) -> dict:
+    out = {}
+    for p in props:
+        g = GETTERS.get(p)
+        out[p] = g(u, t) if g else None
+    return out
+
+
+_CLAUSE = re.compile(
+    r"^\s*(?:(?P<prop>[A-Za-z/$]+)\s+(?P<op>eq|ne|in|ge|le|gt|lt)\s+(?P<val>.+?)|"
+    r"(?P<fn>startswith|endswith)\(\s*(?P<fprop>[A-Za-z]+)\s*,\s*'(?P<fval>(?:[^']|'')*)'\s*\))\s*$", re.I)
+
+
+def _literal(v: str) -> Any:
+    v = v.strip()
+    if v.startswith("'") and v.endswith("'"):
+        return v[1:-1].replace("''", "'")
+    if v.lower() in ("true", "false"):
+        return v.lower() == "true"
+    if v.lower() == "null":
+        return None
+    if v.startswith("(") and v.endswith(")"):
+        return [_literal(x) for x in re.findall(r"'(?:[^']|'')*'|[^,\s]+", v[1:-1])]
+    try:
+        return int(v)
+    except ValueError:
+        return v
+
+
+def parse_filter(raw: str, allowed: set[str], resource: str, advanced: bool) -> list[tuple[str, str, Any]]:
+    clauses = []
+    for part in re.split(r"\s+and\s+", raw.strip(), flags=re.I):
+        m = _CLAUSE.match(part)
+        if not m:
+            raise GraphError(400, "Request_UnsupportedQuery", "Unsupported Query.")
+        if m.group("fn"):
+            prop, op, val = m.group("fprop"), m.group("fn").lower(), m.group("fval").replace("''", "'")
+        else:
+            prop, op, val = m.group("prop"), m.group("op").lower(), _literal(m.group("val"))
+        if prop == "assignedLicenses/$count":
+            if not advanced:
+                raise GraphError(400, "Request_UnsupportedQuery",
+                                 "Unsupported or invalid query filter clause specified for property 'assignedLicenses' of resource 'User'.")
+            clauses.append(("assignedLicenses", "count_" + op, val))
+            continue
+        if prop not in allowed:
+            raise GraphError(400, "Request_UnsupportedQuery",
+                             f"Unsupported or invalid query filter clause specified for property '{prop}' of resource '{resource}'.")
+        if op in ("ne", "endswith") and not advanced:
+            raise GraphError(400, "Request_UnsupportedQuery",
+                             f"Unsupported or invalid query filter clause specified for property '{prop}' of resource '{resource}'.")
+        clauses.append((prop, op, val))
+    return clauses
+
+
+def _cmp(actual: Any, op: str, val: Any) -> bool:
+    if isinstance(actual, str) and isinstance(val, str):
+        a, v = actual.lower(), val.lower()
+    else:
+        a, v = actual, val
+    if op == "eq":
+        return a == v
+    if op == "ne":
+        return a != v
+    if op == "in":
+        vals = [x.lower() if isinstance(x, str) else x for x in (val or [])]
+        return a in vals
+    if op == "startswith":
+        return isinstance(a, str) and a.startswith(v)
+    if op == "endswith":
+        return isinstance(a, str) and a.endswith(v)
+    if op.startswith("count_"):
+        n = len(actual or [])
+        return _cmp(n, op[6:], val)
+    return False
+
+
+def match_obj(obj: dict | User, clauses, t: Tenant | None = None) -> bool:
+    for prop, op, val in clauses:
+        if isinstance(obj, User):
+            g = GETTERS.get(prop)
+            actual = g(obj, t) if g else None
+        else:
+            actual = obj.get(prop)
+        if not _cmp(actual, op, val):
+            return False
+    return True
+
+
+def skiptoken(offset: int) -> str:
+    return "RFNwdAIAAQAAA" + base64.urlsafe_b64encode(orjson.dumps({"o": offset, "v": 2})).decode().rstrip("=")
+
+
+def read_skiptoken(req: Req) -> int:
+    tok = req.query.get("$skiptoken")
+    if not tok:
+        return 0
+    try:
+        raw = tok[len("RFNwdAIAAQAAA"):]
+        return int(orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))["o"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise GraphError(400, "Directory_ExpiredPageToken", "The specified page token value has expired and can no longer be included in your request.") from e
+
+
+def next_link(req: Req, offset: int) -> str:
+    from urllib.parse import quote
+    if req.loop_nextlink:
+        offset = read_skiptoken(req)
+    parts = [f"{k}={quote(str(v), safe=',()=$:/@')}" for k, v in req.query.items() if k != "$skiptoken"]
+    parts.append(f"$skiptoken={skiptoken(offset)}")
+    return f"{req.base}/v1.0/{'/'.join(req.segs)}?" + "&".join(parts)
+
+
+def page_size(req: Req, default: int, maximum: int, strict: bool = True) -> int:
+    top = req.query.get("$top")
+    if top is None:
+        prefer = req.headers.get("prefer", "")
+        m = re.search(r"odata\.maxpagesize=(\d+)", prefer)
+        return min(int(m.group(1)), maximum) if m else default
+    try:
+        n = int(top)
+    except ValueError as e:
+        raise GraphError(400, "BadRequest", f"Invalid value '{top}' for $top query option found.") from e
+    if n < 1 or n > maximum:
+        if strict:
+            raise GraphError(400, "Request_BadRequest",
+                             f"Invalid page size specified: '{n}'. Must be between 1 and {maximum} inclusive.")
+        n = max(1, min(n, maximum))
+    return n
+
+
+def collection(req: Req, context: str, items: list, nxt: int | None, count: int | None = None) -> dict:
+    out: dict[str, Any] = {"@odata.context": f"{req.base}/v1.0/$metadata#{context}"}
+    if count is not None:
+        out["@odata.count"] = count
+    if nxt is not None:
+        out["@odata.nextLink"] = next_link(req, nxt)
+    out["value"] = items
+    return out
+
+
+def advanced(req: Req) -> bool:
+    return req.headers.get("consistencylevel", "").lower() == "eventual"
+
+
+def list_users(t: Tenant, req: Req):
+    need(req, "GET users")
+    if "$skip" in req.query:
+        raise GraphError(400, "Request_BadRequest", "'$skip' is not supported by the service.")
+    if "$orderby" in req.query or "$search" in req.query:
+        raise GraphError(400, "Request_UnsupportedQuery", "The simulator does not implement $orderby/$search on users.")
+    sel = parse_select(req, USER_PROPS, "user")
+    if sel:
+        bad = [p for p in sel if p in SINGLE_ONLY]
+        if bad:
+            raise GraphError(501, "NotImplemented",
+                             f"The '{bad[0]}' property is only supported when retrieving a single user.")
+        if "signInActivity" in sel:
+            need(req, "GET users#signInActivity")
+    props = sel or USER_DEFAULT
+    want_count = req.query.get("$count", "").lower() == "true"
+    if want_count and not advanced(req):
+        raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
+    top = page_size(req, 100, 999)
+    clauses = []
+    if "$filter" in req.query:
+        clauses = parse_filter(req.query["$filter"], {"accountEnabled", "userType", "id", "mail", "userPrincipalName",
+                                                       "onPremisesSyncEnabled", "displayName", "department", "jobTitle",
+                                                       "givenName", "surname", "creationType", "employeeType"},
+                               "User", advanced(req) and want_count)
+    start = read_skiptoken(req)
+    total = t.user_count
+    items: list[dict] = []
+    nxt = None
+    direct = None
+    for prop, op, val in clauses:
+        if prop in ("id", "userPrincipalName", "mail") and op in ("eq", "in"):
+            keys = val if isinstance(val, list) else [val]
+            direct = []
+            for k in keys:
+                idx = t.find_index(str(k)) if k else None
+                if idx is not None:
+                    direct.append(idx)
+            break
+    if direct is not None:
+        matched = [t.user_at(i) for i in sorted(set(direct))]
+        matched = [u for u in matched if match_obj(u, clauses, t)]
+        items = [user_json(u, t, props) for u in matched[start:start + top]]
+        if start + top < len(matched):
+            nxt = start + top
+        count = len(matched) if want_count and start == 0 else None
+    else:
+        i = start
+        while i < total and len(items) < top:
+            u = t.user_at(i)
+            if not clauses or match_obj(u, clauses, t):
+                items.append(user_json(u, t, props))
+            i += 1
+        if i < total:
+            nxt = i
+        count = None
+        if want_count and start == 0:
+            count = total if not clauses else sum(1 for u in t.iter_users() if match_obj(u, clauses, t))
+    ctx = "users" + (f"({','.join(sel)})" if sel else "")
+    t.stats["user_pages"] += 1
+    return 200, collection(req, ctx, items, nxt, count)
+
+
+def get_user_obj(t: Tenant, key: str) -> User:
+    u = t.find_user(key)
+    if u is None:
+        raise not_found_dir(key)
+    return u
+
+
+def user_item(t: Tenant, req: Req, u: User):
+    need(req, "GET users/{id}")
+    sel = parse_select(req, USER_PROPS, "user")
+    if sel and "signInActivity" in sel:
+        need(req, "GET users#signInActivity")
+    props = sel or USER_DEFAULT
+    body = {"@odata.context": f"{req.base}/v1.0/$metadata#users" + (f"({','.join(sel)})/$entity" if sel else "/$entity")}
+    body.update(user_json(u, t, props))
+    if sel and "mailboxSettings" in sel:
+        if u.mailbox is None:
+            raise GraphError(404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, soft-deleted, or is hosted on-premise.")
+        body["mailboxSettings"] = mailbox_settings_obj(u)
+    return 200, body
+
+
+def _password_ok(pw: str) -> bool:
+    classes = sum(bool(re.search(p, pw)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]", r"[^A-Za-z0-9]"))
+    return 8 <= len(pw) <= 256 and classes >= 3
+
+
+def patch_user(t: Tenant, req: Req, u: User):
+    body = req.json_body
+    if not isinstance(body, dict):
+        raise GraphError(400, "Request_BadRequest", "Invalid request body.")
+    keys = set(body)
+    if keys & {"passwordProfile"}:
+        need(req, "PATCH users/{id}#passwordProfile")
+    if keys == {"accountEnabled"}:
+        need(req, "PATCH users/{id}#accountEnabled")
+    elif keys - {"passwordProfile", "accountEnabled"} or ("accountEnabled" in keys and "passwordProfile" in keys):
+        need(req, "PATCH users/{id}")
+    unknown = [k for k in keys if k not in USER_PROPS]
+    if unknown:
+        raise GraphError(400, "Request_BadRequest", f"Property '{unknown[0]}' does not exist on type 'Microsoft.DirectoryServices.User'.")
+    if u.onPremisesSyncEnabled and keys & {"passwordProfile", "accountEnabled", "displayName", "mobilePhone", "otherMails"} - {"accountEnabled"}:
+        raise GraphError(400, "Request_BadRequest",
+                         "Unable to update the specified properties for on-premises mastered Directory Sync objects or objects currently undergoing migration.")
+    if "passwordProfile" in body:
+        pp = body["passwordProfile"] or {}
+        pw = pp.get("password")
+        if not isinstance(pw, str) or not _password_ok(pw):
+            raise GraphError(400, "Request_BadRequest",
+                             "The specified password does not comply with password complexity requirements. Please provide a different password.")
+        t.set_password(u, pw, bool(pp.get("forceChangePasswordNextSignIn") or pp.get("forceChangePasswordNextSignInWithMfa")))
+    if "accountEnabled" in body:
+        if not isinstance(body["accountEnabled"], bool):
+            raise GraphError(400, "Request_BadRequest", "Invalid value specified for property 'accountEnabled' of resource 'User'.")
+        u.accountEnabled = body["accountEnabled"]
+    for k in ("displayName", "jobTitle", "department", "mobilePhone", "officeLocation", "otherMails", "businessPhones"):
+        if k in body:
+            setattr(u, k, body[k])
+    detail = {k: ("<redacted>" if k == "passwordProfile" else v) for k, v in body.items()}
+    t.log("PATCH", f"/users/{u.id}", u, detail=detail)
+    return 204, None
+
+
+def revoke_sessions(t: Tenant, req: Req, u: User):
+    need(req, "POST users/{id}/revokeSignInSessions")
+    u.sessions_revoked += 1
+    u.sessions_revoked_at = t.now()
+    u.signInSessionsValidFromDateTime = t.now()
+    t.log("POST", f"/users/{u.id}/revokeSignInSessions", u)
+    # revokeSignInSessions returns 200 {"value": true}, not the documented 204 (graph-api.md §7).
+    return 200, {"@odata.context": f"{req.base}/v1.0/$metadata#Edm.Boolean", "value": True}
+
+
+# ---------------------------------------------------------------------------------------------------- mailbox
+def require_mailbox(u: User) -> None:
+    if u.mailbox is None:
+        raise GraphError(404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, soft-deleted, or is hosted on-premise.")
+
+
+def mailbox_settings_obj(u: User) -> dict:
+    purpose = {"user": "user", "shared": "shared", "room": "room", "equipment": "equipment"}[u.mailbox.kind]
+    tz = "W. Europe Standard Time" if u.usageLocation == "GB" else "Pacific Standard Time"
+    return {"archiveFolder": None, "timeZone": tz, "delegateMeetingMessageDeliveryOptions": "sendToDelegateOnly",
+            "dateFormat": "M/d/yyyy", "timeFormat": "h:mm tt", "userPurpose": purpose,
+            "automaticRepliesSetting": {"status": "disabled", "externalAudience": "all",
+                                        "internalReplyMessage": "", "externalReplyMessage": "",
+                                        "scheduledStartDateTime": {"dateTime": "2024-01-01T00:00:00.0000000", "timeZone": "UTC"},
+                                        "scheduledEndDateTime": {"dateTime": "2024-01-02T00:00:00.0000000", "timeZone": "UTC"}},
+            "language": {"locale": "en-US", "displayName": "English (United States)"},
+            "workingHours": {"daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
+                             "startTime": "08:00:00.0000000", "endTime": "17:00:00.0000000",
+                             "timeZone": {"name": tz}}}
+
+
+def mailbox_settings(t: Tenant, req: Req, u: User):
+    need(req, "GET users/{id}/mailboxSettings")
+    require_mailbox(u)
+    body = {"@odata.context": f"{req.base}/v1.0/$metadata#users('{u.id}')/mailboxSettings"}
+    body.update(mailbox_settings_obj(u))
+    return 200, body
+
+
+FOLDER_PROPS = {"id", "displayName", "parentFolderId", "childFolderCount", "unreadItemCount", "totalItemCount",
+                "isHidden", "sizeInBytes"}
+
+
+def folder_json(t: Tenant, u: User, f: Folder, sel: list[str] | None) -> dict:
+    folders = t.folders(u)
+    d = {"id": f.id, "displayName": f.displayName, "parentFolderId": f.parentFolderId,
+         "childFolderCount": sum(1 for x in folders.values() if x.parentFolderId == f.id and x.is_mail),
+         "unreadItemCount": f.unreadItemCount, "totalItemCount": f.totalItemCount, "sizeInBytes": f.totalItemCount * 48_213,
+         "isHidden": f.isHidden}
+    if sel:
+        d = {k: v for k, v in d.items() if k in sel or k == "id"}
+    return d
+
+
+def resolve_folder(t: Tenant, u: User, key: str) -> Folder:
+    f = t.folders(u).get(key)
+    if f is None:
+        f = t.well_known_folder(u, key)
+    if f is None:
+        raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+    return f
+
+
+def list_folders(t: Tenant, req: Req, u: User, parent: Folder | None):
+    need(req, "GET users/{id}/mailFolders")
+    require_mailbox(u)
+    sel = parse_select(req, None, "mailFolder")
+    include_hidden = req.query.get("includeHiddenFolders", "").lower() == "true"
+    parent_id = parent.id if parent else ids.outlook_id(u.id, "folder", "msgfolderroot")
+    items = [f for f in t.folders(u).values() if f.parentFolderId == parent_id and f.is_mail
+             and (include_hidden or not f.isHidden)]
+    top = page_size(req, 10, 1000, strict=False)
+    start = read_skiptoken(req) if "$skiptoken" in req.query else int(req.query.get("$skip", "0") or 0)
+    chunk = items[start:start + top]
+    nxt = start + top if start + top < len(items) else None
+    want_count = req.query.get("$count", "").lower() == "true"
+    ctx = f"users('{u.id}')/mailFolders" + ("" if parent is None else f"('{parent.id}')/childFolders")
+    return 200, collection(req, ctx, [folder_json(t, u, f, sel) for f in chunk], nxt, len(items) if want_count else None)
+
+
+def get_folder(t: Tenant, req: Req, u: User, f: Folder):
+    need(req, "GET users/{id}/mailFolders")
+    require_mailbox(u)
+    sel = parse_select(req, None, "mailFolder")
+    body = {"@odata.context": f"{req.base}/v1.0/$metadata#users('{u.id}')/mailFolders/$entity"}
+    body.update(folder_json(t, u, f, sel))
+    return 200, body
+
+
+# rules
+RULE_PRED_KEYS = {"bodyContains", "bodyOrSubjectContains", "subjectContains", "senderContains", "recipientContains",
+                  "headerContains", "categories", "fromAddresses", "sentToAddresses", "hasAttachments",
+                  "isApprovalRequest", "isAutomaticForward", "isAutomaticReply", "isEncrypted", "isMeetingRequest",
+                  "isMeetingResponse", "isNonDeliveryReport", "isPermissionControlled", "isReadReceipt", "isSigned",
+                  "isVoicemail", "notSentToMe", "sentCcMe", "sentOnlyToMe", "sentToMe", "sentToOrCcMe", "importance",
+                  "sensitivity", "messageActionFlag", "withinSizeRange"}
+RULE_ACTION_KEYS = {"forwardTo", "forwardAsAttachmentTo", "redirectTo", "delete", "permanentDelete", "moveToFolder",
+                    "copyToFolder", "markAsRead", "markImportance", "stopProcessingRules", "assignCategories"}
+
+
+def rule_json(req: Req, u: User, r: Rule, context: bool = False) -> dict:
+    d = r.graph()
+    if context:
+        d = {"@odata.context": f"{req.base}/v1.0/$metadata#users('{u.id}')/mailFolders('inbox')/messageRules/$entity", **d}
+    return d
+
+
+def inbox_check(t: Tenant, u: User, folder_key: str) -> None:
+    f = resolve_folder(t, u, folder_key)
+    if f.well_known != "inbox":
+        raise GraphError(400, "ErrorInvalidRequest", "Message rules are only supported on the Inbox folder.")
+
+
+def list_rules(t: Tenant, req: Req, u: User):
+    need(req, "GET users/{id}/messageRules")
+    require_mailbox(u)
+    items = [rule_json(req, u, r) for r in t.rules(u) if not r.hidden]
+    return 200, collection(req, f"users('{u.id}')/mailFolders('inbox')/messageRules", items, None)
+
+
+def find_rule(t: Tenant, u: User, rid: str) -> Rule:
+    for r in t.rules(u):
+        if r.id == rid and not r.hidden:
+            return r
+    raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+
+
+def _validate_rule_body(t: Tenant, u: User, body: dict) -> None:
+    for k in ("conditions", "exceptions"):
+        if k in body and body[k] is not None:
+            bad = set(body[k]) - RULE_PRED_KEYS
+            if bad:
+                raise GraphError(400, "RequestBodyRead",
+                                 f"The property '{sorted(bad)[0]}' does not exist on type 'microsoft.graph.messageRulePredicates'.")
+    if "actions" in body and body["actions"] is not None:
+        bad = set(body["actions"]) - RULE_ACTION_KEYS
+        if bad:
+            raise GraphError(400, "RequestBodyRead",
+                             f"The property '{sorted(bad)[0]}' does not exist on type 'microsoft.graph.messageRuleActions'.")
+        for k in ("moveToFolder", "copyToFolder"):
+            fid = body["actions"].get(k)
+            if fid and fid not in t.folders(u):
+                wk = t.well_known_folder(u, fid)
+                if wk is None:
+                    raise GraphError(400, "ErrorInvalidIdMalformed", "Id is malformed.")
+                body["actions"][k] = wk.id
+
+
+def create_rule(t: Tenant, req: Req, u: User):
+    need(req, "POST users/{id}/messageRules")
+    require_mailbox(u)
+    body = req.json_body
+    if not isinstance(body, dict) or not body.get("displayName"):
+        raise GraphError(400, "ErrorInvalidRequest", "The rule must have a displayName.")
+    _validate_rule_body(t, u, body)
+    if not body.get("actions"):
+        raise GraphError(400, "ErrorInvalidRequest", "The rule must contain at least one action.")
+    r = t.add_rule(u, displayName=body["displayName"], conditions=body.get("conditions"), actions=body.get("actions"),
+                   exceptions=body.get("exceptions"), isEnabled=body.get("isEnabled", True),
+                   sequence=body.get("sequence"), log=False)
+    t.log("POST", f"/users/{u.id}/mailFolders/inbox/messageRules", u, detail={"id": r.id, "displayName": r.displayName})
+    return 201, rule_json(req, u, r, context=True)
+
+
+def patch_rule(t: Tenant, req: Req, u: User, rid: str):
+    need(req, "PATCH users/{id}/messageRules/{id}")
+    require_mailbox(u)
+    r = find_rule(t, u, rid)
+    if r.isReadOnly:
+        raise GraphError(400, "ErrorInvalidRequest", "The rule is read-only and cannot be modified.")
+    body = req.json_body
+    if not isinstance(body, dict):
+        raise GraphError(400, "RequestBodyRead", "Invalid request body.")
+    _validate_rule_body(t, u, body)
+    before = {"isEnabled": r.isEnabled, "displayName": r.displayName}
+    # PATCH replaces a complex property (conditions/actions/exceptions) as a whole (graph-api.md §2.3).
+    for k in ("displayName", "sequence", "isEnabled"):
+        if k in body:
+            setattr(r, k, body[k])
+    for k in ("conditions", "exceptions", "actions"):
+        if k in body:
+            setattr(r, k, dict(body[k] or {}))
+    t.log("PATCH", f"/users/{u.id}/mailFolders/inbox/messageRules/{r.id}", u,
+          detail={"displayName": r.displayName, "before": before, "changes": body})
+    return 200, rule_json(req, u, r, context=True)
+
+
+def delete_rule(t: Tenant, req: Req, u: User, rid: str):
+    need(req, "DELETE users/{id}/messageRules/{id}")
+    require_mailbox(u)
+    r = find_rule(t, u, rid)
+    if r.isReadOnly:
+        raise GraphError(400, "ErrorInvalidRequest", "The rule is read-only and cannot be deleted.")
+    t.rules(u).remove(r)
+    t.log("DELETE", f"/users/{u.id}/mailFolders/inbox/messageRules/{r.id}", u, detail={"displayName": r.displayName})
+    return 204, None
+
+
+# messages
+MSG_PROPS = {"id", "subject", "sentDateTime", "receivedDateTime", "createdDateTime", "lastModifiedDateTime",
+             "toRecipients", "ccRecipients", "bccRecipients", "from", "sender", "replyTo", "internetMessageId",
+             "hasAttachments", "importance", "isRead", "isDraft", "parentFolderId", "conversationId", "bodyPreview",
+             "body", "flag", "categories", "changeKey", "webLink", "inferenceClassification", "uniqueBody"}
+SUBJECTS = ("Re: Q3 planning", "Updated deck", "Meeting notes", "Re: Contract review", "Follow-up", "FW: Invoice",
+            "Re: Customer escalation", "Weekly status", "Re: Lunch?", "Draft proposal")
+
+
+def _dt(s: str) -> datetime:
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def message_json(t: Tenant, u: User, k: int, when: datetime, folder: Folder, sel: list[str] | None) -> dict:
+    h = ids.mix(t.seed, u.index, k, 77)
+    mid = ids.outlook_id(u.id, "msg", f"{folder.id}/{k}")
+    rcpt_n = t.user_at(len(t.explicit) + h % max(1, t.n_background)) if t.n_background else u
+    to = [{"emailAddress": {"name": rcpt_n.displayName, "address": rcpt_n.mail or rcpt_n.userPrincipalName}}]
+    ts = iso(when)
+    d = {"@odata.etag": f'W/"CQAAABYAAAA{ids.b64url(h.to_bytes(8, "big"))}"', "id": mid, "createdDateTime": ts,
+         "lastModifiedDateTime": ts, "changeKey": f"CQAAABYAAAA{ids.b64url(h.to_bytes(8, 'big'))}", "categories": [],
+         "receivedDateTime": ts, "sentDateTime": ts, "hasAttachments": bool(h & 8),
+         "internetMessageId": f"<{h:016x}@{t.primary_domain.replace('.', '')}.prod.outlook.com>",
+         "subject": SUBJECTS[h % len(SUBJECTS)], "bodyPreview": "", "importance": "normal",
+         "parentFolderId": folder.id, "conversationId": ids.outlook_id(u.id, "conv", str(h % 97)),
+         "isDeliveryReceiptRequested": False, "isReadReceiptRequested": False, "isRead": True, "isDraft": False,
+         "webLink": f"https://outlook.office365.com/owa/?ItemID={mid}&exvsurl=1&viewmodel=ReadMessageItem",
+         "inferenceClassification": "focused", "body": {"contentType": "html", "content": "<html><body></body></html>"},
+         "sender": {"emailAddress": {"name": u.displayName, "address": u.mail}},
+         "from": {"emailAddress": {"name": u.displayName, "address": u.mail}},
+         "toRecipients": to, "ccRecipients": [], "bccRecipients": [], "replyTo": [],
+         "flag": {"flagStatus": "notFlagged"}}
+    if sel:
+        d = {k2: v for k2, v in d.items() if k2 in sel or k2 in ("id", "@odata.etag")}
+    return d
+
+
+def list_messages(t: Tenant, req: Req, u: User, folder: Folder | None, count_only: bool = False):
+    need(req, "GET users/{id}/messages")
+    require_mailbox(u)
+    times = t.sent_times(u) if folder is not None and folder.well_known == "sentitems" else []
+    flt = req.query.get("$filter")
+    order = req.query.get("$orderby")
+    lo = hi = None
+    if flt:
+        for part in re.split(r"\s+and\s+", flt.strip(), flags=re.I):
+            m = re.match(r"^\s*(sentDateTime|receivedDateTime)\s+(ge|gt|le|lt)\s+(\S+)\s*$", part, re.I)
+            if not m:
+                raise GraphError(400, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes.")
+            try:
+                v = _dt(m.group(3))
+            except ValueError as e:
+                raise GraphError(400, "BadRequest", f"The DateTimeOffset text '{m.group(3)}' should be in format 'yyyy-mm-ddThh:mm:ss('.'s+)?(zzzzzz)?' and each field value is within valid range.") from e
+            op = m.group(2).lower()
+            if op in ("ge", "gt"):
+                lo = (v, op)
+            else:
+                hi = (v, op)
+    if order:
+        oprop = order.split()[0]
+        if flt and not flt.strip().lower().startswith(oprop.lower()):
+            raise GraphError(400, "InefficientFilter", "The restriction or sort order is too complex for this operation.")
+    sel_raw = parse_select(req, None, "message")
+    if sel_raw:
+        bad = [p for p in sel_raw if p not in MSG_PROPS]
+        if bad:
+            raise GraphError(400, "RequestBroker--ParseUri", f"Could not find a property named '{bad[0]}' on type 'microsoft.graph.message'.")
+    idx = []
+    for k, w in enumerate(times):
+        if lo and (w < lo[0] or (lo[1] == "gt" and w == lo[0])):
+            continue
+        if hi and (w > hi[0] or (hi[1] == "lt" and w == hi[0])):
+            continue
+        idx.append(k)
+    if order and order.lower().endswith(" asc") or (order and " " not in order.strip()):
+        idx.reverse()
+    if count_only:
+        return 200, str(len(idx))
+    top = page_size(req, 10, 1000, strict=False)
+    start = read_skiptoken(req) if "$skiptoken" in req.query else int(req.query.get("$skip", "0") or 0)
+    chunk = idx[start:start + top]
+    items = [message_json(t, u, k, times[k], folder, sel_raw) for k in chunk]
+    nxt = start + top if start + top < len(idx) else None
+    want_count = req.query.get("$count", "").lower() == "true"
+    ctx = f"users('{u.id}')/mailFolders('{folder.id if folder else ''}')/messages"
+    if sel_raw:
+        ctx += f"({','.join(sel_raw)})"
+    return 200, collection(req, ctx, items, nxt, len(idx) if want_count and start == 0 else None)
+
+
+# ---------------------------------------------------------------------------------------------------- auth methods
+def list_methods(t: Tenant, req: Req, u: User, coll: str | None):
+    need(req, "GET users/{id}/authentication")
+    ms = [t.method_view(m) for m in t.methods(u)
+          if coll is None or TYPE_TO_COLLECTION.get(m["@odata.type"]) == coll]
+    if coll is not None:
+        ms = [{k: v for k, v in m.items() if k != "@odata.type"} | {"@odata.type": m["@odata.type"]} for m in ms]
+    ctx = f"users('{u.id}')/authentication/{coll or 'methods'}"
+    return 200, collection(req, ctx, ms, None)
+
+
+def find_method(t: Tenant, u: User, coll: str | None, mid: str) -> dict:
+    for m in t.methods(u):
+        if m["id"] == mid and (coll is None or TYPE_TO_COLLECTION.get(m["@odata.type"]) == coll):
+            return m
+    raise GraphError(404, "itemNotFound", f"The requested authentication method '{mid}' was not found.")
+
+
+def get_method(t: Tenant, req: Req, u: User, coll: str | None, mid: str):
+    need(req, "GET users/{id}/authentication")
+    m = t.method_view(find_method(t, u, coll, mid))
+    return 200, {"@odata.context": f"{req.base}/v1.0/$metadata#users('{u.id}')/authentication/{coll or 'methods'}/$entity", **m}
+
+
+def delete_method(t: Tenant, req: Req, u: User, coll: str, mid: str):
+    need(req, "DELETE users/{id}/authentication")
+    if coll == "passwordMethods":
+        raise GraphError(405, "Request_BadRequest", "The password method cannot be deleted.")
+    m = find_method(t, u, coll, mid)
+    others = [x for x in t.methods(u) if x["id"] not in (mid, PASSWORD_METHOD_ID)]
+    if coll == "phoneMethods" and m.get("phoneType") == "mobile" and any(x.get("phoneType") == "alternateMobile" for x in others):
+        raise GraphError(400, "invalidRequest", "Cannot delete the mobile phone method while an alternate mobile phone method exists.")
+    if u._default_method == mid and others:
+        raise GraphError(400, "invalidRequest",
+                         "Cannot delete default method with other methods configured. Please change default method before deletion.")
+    t.methods(u).remove(m)
+    if u._default_method == mid:
+        u._default_method = None
+    t.log("DELETE", f"/users/{u.id}/authentication/{coll}/{mid}", u, detail={"type": m["@odata.type"]})
+    return 204, None
+
+
+def registration_details(t: Tenant, req: Req):
+    need(req, "GET reports/authenticationMethods")
+    if t.license not in ("P1", "P2"):
+        raise GraphError(403, "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+                         "Neither tenant is B2C or tenant doesn't have premium license")
+    top = page_size(req, 1000, 1000, strict=False)
+    start = read_skiptoken(req)
+    clauses = parse_filter(req.query["$filter"], {"isMfaRegistered", "isMfaCapable", "isSsprEnabled", "isSsprRegistered",
+                                                  "userPrincipalName", "userDisplayName", "isAdmin", "userType"},
+                           "userRegistrationDetails", False) if "$filter" in req.query else []
+    admins = {a["principalId"] for a in t.role_assignments.values()}
+    items = []
+    i = start
+    while i < t.user_count and len(items) < top:
+        u = t.user_at(i)
+        i += 1
+        meths = u._methods if u._methods is not None else _ephemeral_methods(t, u)
+        reg = sorted({REGISTRATION_NAMES[TYPE_TO_COLLECTION[m["@odata.type"]]] for m in meths
+                      if TYPE_TO_COLLECTION.get(m["@odata.type"]) in REGISTRATION_NAMES
+                      and TYPE_TO_COLLECTION[m["@odata.type"]] != "temporaryAccessPassMethods"})
+        mfa = bool(reg)
+        d = {"id": u.id, "userPrincipalName": u.userPrincipalName, "userDisplayName": u.displayName,
+             "userType": "guest" if u.userType == "Guest" else "member", "isAdmin": u.id in admins,
+             "isSsprRegistered": mfa, "isSsprEnabled": True, "isSsprCapable": mfa, "isMfaRegistered": mfa,
+             "isMfaCapable": mfa and u.accountEnabled, "isPasswordlessCapable": "fido2SecurityKey" in reg,
+             "methodsRegistered": reg, "isSystemPreferredAuthenticationMethodEnabled": True,
+             "systemPreferredAuthenticationMethods": ["push"] if "microsoftAuthenticatorPush" in reg else (["sms"] if reg else []),
+             "userPreferredMethodForSecondaryAuthentication": "push" if "microsoftAuthenticatorPush" in reg else ("sms" if reg else "none"),
+             "lastUpdatedDateTime": iso(t.generated_at)}
+        if match_obj(d, clauses):
+            items.append(d)
+    nxt = i if i < t.user_count else None
+    return 200, collection(req, "reports/authenticationMethods/userRegistrationDetails", items, nxt)
+
+
+def _ephemeral_methods(t: Tenant, u: User) -> list[dict]:
+    saved = u._methods
+    u._methods = []
+    t._generate_background_methods(u)
+    out, u._methods = u._methods, saved
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- roles
+ROLE_DESCRIPTIONS = {name: f"Built-in role: {name}." for name in ROLE_TEMPLATES}
+
+
+def role_definition_json(name: str, rid: str) -> dict:
+    return {"id": rid, "description": ROLE_DESCRIPTIONS.get(name, name), "displayName": name, "isBuiltIn": True,
+            "isEnabled": True, "resourceScopes": ["/"], "templateId": rid, "version": "1",
+            "rolePermissions": [{"allowedResourceActions": ["microsoft.directory/users/standard/read"], "condition": None}],
+            "inheritsPermissionsFrom": []}
+
+
+def role_definitions(t: Tenant, req: Req, rid: str | None = None):
+    need(req, "GET roleManagement")
+    defs = [role_definition_json(n, i) for n, i in ROLE_TEMPLATES.items()]
+    if rid is not None:
+        d = next((x for x in defs if x["id"] == rid), None)
+        if d is None:
+            raise not_found_dir(rid)
+        return 200, {"@odata.context": f"{req.base}/v1.0/$metadata#roleManagement/directory/roleDefinitions/$entity", **d}
+    if "$filter" in req.query:
+        cl = parse_filter(req.query["$filter"], {"templateId", "displayName", "isBuiltIn", "id"}, "unifiedRoleDefinition", False)
+        defs = [d for d in defs if match_obj(d, cl)]
+    return 200, collection(req, "roleManagement/directory/roleDefinitions", defs, None)
+
+
+def principal_json(t: Tenant, pid: str) -> dict | None:
+    idx = ids.guid_index(t.seed, 1, pid)
+    if idx is None or idx >= t.user_count:
+        return None
+    u = t.user_at(idx)
+    return {"@odata.type": "#microsoft.graph.user", "id": u.id, "displayName": u.displayName,
+            "userPrincipalName": u.userPrincipalName, "userType": u.userType, "accountEnabled": u.accountEnabled,
+            "mail": u.mail}
+
+
+def assignment_json(t: Tenant, a: dict, expand: set[str]) -> dict:
+    d = {"id": a["id"], "principalId": a["principalId"], "resourceScope": a["directoryScopeId"],
+         "directoryScopeId": a["directoryScopeId"], "roleDefinitionId": a["roleDefinitionId"],
+         "appScopeId": None, "principalOrganizationId": t.tenant_id, "condition": None}
+    if "principal" in expand:
+        d["principal"] = principal_json(t, a["principalId"])
+    if "roleDefinition" in expand:
+        name = next((n for n, i in ROLE_TEMPLATES.items() if i == a["roleDefinitionId"]), a["roleDefinitionId"])
+        d["roleDefinition"] = role_definition_json(name, a["roleDefinitionId"])
+    return d
+
+
+def _expand(req: Req, allowed: set[str]) -> set[str]:
+    raw = req.query.get("$expand")
+    if not raw:
+        return set()
+    out = {x.strip().split("(")[0] for x in raw.split(",") if x.strip()}
+    bad = out - allowed
+    if bad:
+        raise GraphError(400, "Request_BadRequest", f"Could not find a property named '{sorted(bad)[0]}' on type 'microsoft.graph.unifiedRoleAssignment'.")
+    return out
+
+
+def role_assignments(t: Tenant, req: Req):
+    need(req, "GET roleManagement")
+    if "$filter" not in req.query:
+        # the documented contract requires a principalId or roleDefinitionId filter (graph-api.md §5.1)
+        raise GraphError(400, "Request_UnsupportedQuery",
+                         "A filter on principalId or roleDefinitionId is required to list role assignments.")
+    cl = parse_filter(req.query["$filter"], {"principalId", "roleDefinitionId", "directoryScopeId", "id"},
+                      "unifiedRoleAssignment", False)
+    if not any(p in ("principalId", "roleDefinitionId") for p, _o, _v in cl):
+        raise GraphError(400, "Request_UnsupportedQuery",
+                         "A filter on principalId or roleDefinitionId is required to list role assignments.")
+    exp = _expand(req, {"principal", "roleDefinition"})
+    items = [assignment_json(t, a, exp) for a in t.role_assignments.values() if match_obj(a, cl)]
+    ctx = "roleManagement/directory/roleAssignments" + ("(principal())" if "principal" in exp else "")
+    return 200, collection(req, ctx, items, None)
+
+
+def role_assignment_item(t: Tenant, req: Req, aid: str):
+    a = t.role_assignments.get(aid)
+    if req.method == "DELETE":
+        need(req, "DELETE roleManagement")
+        if a is None:
+            raise not_found_dir(aid)
+        del t.role_assignments[aid]
+        t.log("DELETE", f"/roleManagement/directory/roleAssignments/{aid}", _upn_of(t, a["principalId"]),
+              detail={"roleDefinitionId": a["roleDefinitionId"]})
+        return 204, None
+    need(req, "GET roleManagement")
+    if a is None:
+        raise not_found_dir(aid)
+    exp = _expand(req, {"principal", "roleDefinition"})
+    return 200, {"@odata.context": f"{req.base}/v1.0/$metadata#roleManagement/directory/roleAssignments/$entity",
+                 **assignment_json(t, a, exp)}
+
+
+def _upn_of(t: Tenant, pid: str) -> str:
+    p = principal_json(t, pid)
+    return p["userPrincipalName"] if p else pid
+
+
+def eligibility(t: Tenant, req: Req):
+    need(req, "GET roleManagement")
+    items = [{k: v for k, v in e.items()} for e in t.eligibility]
+    if "$filter" in req.query:
+        cl = parse_filter(req.query["$filter"], {"principalId", "roleDefinitionId", "directoryScopeId", "status"},
+                          "unifiedRoleEligibilitySchedule", False)
+        items = [e for e in items if match_obj(e, cl)]
+    exp = _expand(req, {"principal", "roleDefinition"})
+    for e in items:
+        if "principal" in exp:
+            e["principal"] = principal_json(t, e["principalId"])
+        if "roleDefinition" in exp:
+            name = next((n for n, i in ROLE_TEMPLATES.items() if i == e["roleDefinitionId"]), e["roleDefinitionId"])
+            e["roleDefinition"] = role_definition_json(name, e["roleDefinitionId"])
+    return 200, collection(req, "roleManagement/directory/roleEligibilitySchedules", items, None)
+
+
+def _directory_role_id(t: Tenant, template: str) -> str:
+    return ids.random_guid(t.seed, int(template.replace("-", "")[:12], 16))
+
+
+def directory_roles(t: Tenant, req: Req):
+    need(req, "GET directoryRoles")
+    active = {a["roleDefinitionId"] for a in t.role_assignments.values()}
+    names = {i: n for n, i in ROLE_TEMPLATES.items()}
+    items = [{"id": _directory_role_id(t, tid), "deletedDateTime": None, "description": ROLE_DESCRIPTIONS.get(names.get(tid, ""), ""),
+              "displayName": names.get(tid, tid), "roleTemplateId": tid} for tid in sorted(active)]
+    return 200, collection(req, "directoryRoles", items, None)  # not pageable
+
+
+def _template_for_directory_role(t: Tenant, key: str) -> str | None:
+    m = re.match(r"^roleTemplateId='([0-9a-f-]+)'$", key)
+    if m:
+        return m.group(1)
+    for tid in ROLE_TEMPLATES.values():
+        if _directory_role_id(t, tid) == key:
+            return tid
+    return None
+
+
+def directory_role_members(t: Tenant, req: Req, key: str):
+    need(req, "GET directoryRoles")
+    tid = _template_for_directory_role(t, key)
+    if tid is None:
+        raise not_found_dir(key)
+    items = [principal_json(t, a["principalId"]) for a in t.role_assignments.values() if a["roleDefinitionId"] == tid]
+    return 200, collection(req, "directoryObjects", [i for i in items if i], None)
+
+
+def remove_directory_role_member(t: Tenant, req: Req, key: str, member: str):
+    need(req, "DELETE directoryRoles")
+    tid = _template_for_directory_role(t, key)
+    if tid is None:
+        raise not_found_dir(key)
+    for aid, a in list(t.role_assignments.items()):
+        if a["roleDefinitionId"] == tid and a["principalId"] == member:
+            del t.role_assignments[aid]
+            t.log("DELETE", f"/directoryRoles/{key}/members/{member}/$ref", _upn_of(t, member), detail={"roleTemplateId": tid})
+            return 204, None
+    raise not_found_dir(member)
+
+
+# ---------------------------------------------------------------------------------------------------- grants / apps
+def list_grants(t: Tenant, req: Req, u: User | None = None):
+    need(req, "GET oauth2PermissionGrants")
+    cl = parse_filter(req.query["$filter"], {"clientId", "consentType", "principalId", "resourceId"},
+                      "oAuth2PermissionGrant", False) if "$filter" in req.query else []
+    top = page_size(req, 100, 999, strict=False)
+    if u is not None:
+        items = [g for g in t.grants_for_user(u) if match_obj(g, cl)]
+        return 200, collection(req, f"users('{u.id}')/oauth2PermissionGrants", items, None)
+    start = read_skiptoken(req)
+    explicit = [g for g in t.grants.values() if match_obj(g, cl)]
+    items: list[dict] = []
+    pos = start
+    E = len(explicit)
+    pid_filter = next((v for p, o, v in cl if p == "principalId" and o == "eq"), None)
+    if pid_filter:
+        idx = ids.guid_index(t.seed, 1, pid_filter)
+        extra = [] if idx is None else [g for g in [t.bg_grant(idx)] if g and match_obj(g, cl)]
+        allg = explicit + extra
+        return 200, collection(req, "oauth2PermissionGrants", allg[start:start + top],
+                               start + top if start + top < len(allg) else None)
+    while len(items) < top and pos < E:
+        items.append(explicit[pos])
+        pos += 1
+    ui = max(pos - E, 0) + len(t.explicit)
+    while len(items) < top and ui < t.user_count:
+        g = t.bg_grant(ui)
+        ui += 1
+        if g and match_obj(g, cl):
+            items.append(g)
+    pos = E + ui - len(t.explicit) if ui > len(t.explicit) or pos >= E else pos
+    nxt = pos if ui < t.user_count else None
+    return 200, collection(req, "oauth2PermissionGrants", items, nxt)
+
+
+def grant_item(t: Tenant, req: Req, gid: str):
+    g = t.find_grant(gid)
+    if req.method == "DELETE":
+        need(req, "DELETE oauth2PermissionGrants")
+        if g is None:
+            raise not_found_dir(gid)
+        t.delete_grant(gid)
+        target = _upn_of(t, g["principalId"]) if g["principalId"] else None
+        t.log("DELETE", f"/oauth2PermissionGrants/{gid}", target, detail={"clientId": g["clientId"], "scope": g["scope"]})
+        return 204, None
+    need(req, "GET oauth2PermissionGrants")
+    if g is None:
+        raise not_found_dir(gid)
+    return 200, {"@odata.context": f"{req.base}/v1.0/$metadata#oauth2PermissionGrants/$entity", **g}
+
+
+SP_PUBLIC = ("id", "appId", "displayName", "accountEnabled", "appOwnerOrganizationId", "appDisplayName", "publisherName",
+             "servicePrincipalType", "signInAudience", "tags", "homepage", "replyUrls", "verifiedPublisher", "appRoles",
+             "oauth2PermissionScopes", "createdDateTime")
+
+
+def sp_json(sp: dict, sel: list[str] | None) -> dict:
+    d = {k: sp.get(k) for k in SP_PUBLIC}
+    d["deletedDateTime"] = None
+    if sel:
+        d = {k: v for k, v in d.items() if k in sel or k == "id"}
+    return d
+
+
+def service_principals(t: Tenant, req: Req, spid: str | None = None):
+    need(req, "GET servicePrincipals")
+    sel = parse_select(req, set(SP_PUBLIC) | {"deletedDateTime"}, "servicePrincipal")
+    if spid is not None:
+        sp = t.service_principals.get(spid)
+        if sp is None:
+            m = re.match(r"^\(appId='([0-9a-f-]+)'\)$", spid) or re.match(r"^appId='([0-9a-f-]+)'$", spid)
+            sp = next((s for s in t.service_principals.values() if m and s["appId"] == m.group(1)), None)
+        if sp is None:
+            raise not_found_dir(spid)
+        return 200, {"@odata.context": f"{req.base}/v1.0/$metadata#servicePrincipals/$entity", **sp_json(sp, sel)}
+    items = [sp_json(s, sel) for s in t.service_principals.values()]
+    if "$filter" in req.query:
+        cl = parse_filter(req.query["$filter"], {"appId", "displayName", "id", "servicePrincipalType"}, "ServicePrincipal", False)
+        items = [s for s in items if match_obj(s, cl)]
+    return 200, collection(req, "servicePrincipals", items, None)
+
+
+def domains(t: Tenant, req: Req):
+    need(req, "GET domains")
+    items = [{"id": d, "authenticationType": "Managed", "isDefault": d == t.primary_domain,
+              "isInitial": d.endswith(".onmicrosoft.com"), "isRoot": d.count(".") == 1 or d.endswith(".onmicrosoft.com"),
+              "isVerified": True, "isAdminManaged": True, "supportedServices": ["Email", "OfficeCommunicationsOnline"],
+              "passwordValidityPeriodInDays": 2147483647, "passwordNotificationWindowInDays": 14,
+              "availabilityStatus": None, "state": None, "manufacturer": None, "model": None}
+             for d in t.domains]
+    return 200, collection(req, "domains", items, None)
+
+
+def organization(t: Tenant, req: Req):
+    need(req, "GET organization")
+    org = {"id": t.tenant_id, "displayName": t.org_name, "tenantType": "AAD", "countryLetterCode": "US",
+           "createdDateTime": "2019-04-01T10:00:00Z", "onPremisesSyncEnabled": True,
+           "verifiedDomains": [{"capabilities": "Email, OfficeCommunicationsOnline", "isDefault": d == t.primary_domain,
+                                "isInitial": d.endswith(".onmicrosoft.com"), "name": d, "type": "Managed"} for d in t.domains],
+           "assignedPlans": [], "businessPhones": [], "city": "Redmond", "country": None, "marketingNotificationEmails": [],
+           "technicalNotificationMails": [f"it.admin@{t.primary_domain}"], "privacyProfile": None,
+           "provisionedPlans": [], "securityComplianceNotificationMails": [], "securityComplianceNotificationPhones": []}
+    return 200, collection(req, "organization", [org], None)
+
+
+# ---------------------------------------------------------------------------------------------------- dispatcher
+def dispatch(t: Tenant, req: Req):
+    s = req.segs
+    m = req.method
+    n = len(s)
+    if not s:
+        raise GraphError(404, "BadRequest", "Invalid version.")
+    head = s[0]
+    if head == "users":
+        if n == 1 and m == "GET":
+            return list_users(t, req)
+        if n == 2 and s[1] == "$count" and m == "GET":
+            need(req, "GET users/$count")
+            if not advanced(req):
+                raise GraphError(400, "Request_BadRequest", "Count is not currently supported.")
+            return 200, str(t.user_count)
+        u = t.find_user(s[1])
+        if u is None:
+            if n >= 3 and s[2] in ("mailFolders", "messages", "mailboxSettings"):
+                raise GraphError(404, "ErrorInvalidUser", f"The requested user '{s[1]}' is invalid.")
+            raise not_found_dir(s[1])
+        if n == 2:
+            if m == "GET":
+                return user_item(t, req, u)
+            if m == "PATCH":
+                return patch_user(t, req, u)
+            if m == "DELETE":
+                raise GraphError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+        sub = s[2]
+        if sub == "revokeSignInSessions" and n == 3 and m == "POST":
+            return revoke_sessions(t, req, u)
+        if sub == "mailboxSettings" and n == 3 and m == "GET":
+            return mailbox_settings(t, req, u)
+        if sub == "oauth2PermissionGrants" and n == 3 and m == "GET":
+            return list_grants(t, req, u)
+        if sub == "mailFolders":
+            if n == 3 and m == "GET":
+                return list_folders(t, req, u, None)
+            need(req, "GET users/{id}/mailFolders") if m == "GET" and (n < 5 or s[4] != "messageRules") else None
+            require_mailbox(u)
+            if n >= 5 and s[4] == "messageRules":
+                inbox_check(t, u, s[3])
+                if n == 5 and m == "GET":
+                    return list_rules(t, req, u)
+                if n == 5 and m == "POST":
+                    return create_rule(t, req, u)
+                if n == 6:
+                    if m == "GET":
+                        need(req, "GET users/{id}/messageRules")
+                        return 200, rule_json(req, u, find_rule(t, u, s[5]), context=True)
+                    if m == "PATCH":
+                        return patch_rule(t, req, u, s[5])
+                    if m == "DELETE":
+                        return delete_rule(t, req, u, s[5])
+            f = resolve_folder(t, u, s[3])
+            if n == 4 and m == "GET":
+                return get_folder(t, req, u, f)
+            if n == 5 and s[4] == "childFolders" and m == "GET":
+                return list_folders(t, req, u, f)
+            if n == 5 and s[4] == "messages" and m == "GET":
+                return list_messages(t, req, u, f)
+            if n == 6 and s[4] == "messages" and s[5] == "$count" and m == "GET":
+                return list_messages(t, req, u, f, count_only=True)
+        if sub == "authentication" and n >= 4:
+            coll = s[3]
+            if coll == "methods":
+                if n == 4 and m == "GET":
+                    return list_methods(t, req, u, None)
+                if n == 5 and m == "GET":
+                    return get_method(t, req, u, None, s[4])
+                if n == 5 and m == "DELETE":
+                    raise GraphError(405, "Request_BadRequest", "The DELETE method is not supported on the generic methods collection.")
+            elif coll in METHOD_TYPES:
+                if n == 4 and m == "GET":
+                    return list_methods(t, req, u, coll)
+                if n == 5 and m == "GET":
+                    return get_method(t, req, u, coll, s[4])
+                if n == 5 and m == "DELETE":
+                    return delete_method(t, req, u, coll, s[4])
+    elif head == "reports" and s[1:] == ["authenticationMethods", "userRegistrationDetails"] and m == "GET":
+        return registration_details(t, req)
+    elif head == "roleManagement" and n >= 3 and s[1] == "directory":
+        what = s[2]
+        if what == "roleDefinitions" and m == "GET":
+            return role_definitions(t, req, s[3] if n > 3 else None)
+        if what == "roleAssignments":
+            if n == 3 and m == "GET":
+                return role_assignments(t, req)
+            if n == 4 and m in ("GET", "DELETE"):
+                return role_assignment_item(t, req, s[3])
+        if what == "roleEligibilitySchedules" and n == 3 and m == "GET":
+            return eligibility(t, req)
+    elif head.startswith("directoryRoles"):
+        key = s[1] if n > 1 else None
+        if head.startswith("directoryRoles(") and head.endswith(")"):
+            key = head[len("directoryRoles("):-1]
+            s = ["directoryRoles", key, *s[1:]]
+            n = len(s)
+        if n == 1 and m == "GET":
+            return directory_roles(t, req)
+        if n == 3 and s[2] == "members" and m == "GET":
+            return directory_role_members(t, req, key)
+        if n == 5 and s[2] == "members" and s[4] == "$ref" and m == "DELETE":
+            return remove_directory_role_member(t, req, key, s[3])
+    elif head == "oauth2PermissionGrants":
+        if n == 1 and m == "GET":
+            return list_grants(t, req)
+        if n == 2 and m in ("GET", "DELETE"):
+            return grant_item(t, req, s[1])
+    elif head.startswith("servicePrincipals") and m == "GET":
+        if head.startswith("servicePrincipals(") and n == 1:
+            return service_principals(t, req, head[len("servicePrincipals"):])
+        if n == 1:
+            return service_principals(t, req)
+        if n == 2:
+            return service_principals(t, req, s[1])
+    elif head == "domains" and n == 1 and m == "GET":
+        return domains(t, req)
+    elif head == "organization" and n == 1 and m == "GET":
+        return organization(t, req)
+    if m not in ("GET", "POST", "PATCH", "DELETE", "PUT"):
+        raise GraphError(405, "Request_BadRequest", f"The HTTP method '{m}' is not supported.")
+    raise GraphError(400, "BadRequest", f"Resource not found for the segment '{s[-1]}'.")
+
+
+def mail_target(t: Tenant, segs: list[str]) -> str | None:
+    """The mailbox a request targets (Outlook throttling scope), or None for directory requests."""
+    if len(segs) >= 3 and segs[0] == "users" and segs[2] in ("mailFolders", "messages", "mailboxSettings"):
+        return segs[1].lower()
+    return None
+
+
+def target_upn(t: Tenant, segs: list[str]) -> str | None:
+    if len(segs) >= 2 and segs[0] == "users" and segs[1] != "$count":
+        idx = t.find_index(segs[1])
+        if idx is not None:
+            return t.user_at(idx).userPrincipalName
+    return None
+
+
+def request_class(segs: list[str]) -> str:
+    if segs and segs[0] == "reports":
+        return "reports"
+    if len(segs) >= 3 and segs[0] == "users" and segs[2] in ("mailFolders", "messages", "mailboxSettings"):
+        return "outlook"
+    return "directory"
+
+
+__all__ = ["dispatch", "GraphError", "Req", "mail_target", "target_upn", "request_class", "orjson", "METHOD_TYPES"]
