@@ -298,3 +298,5 @@ class TenantInfo(_Frozen):
     initial_domain: str | None = None  # the *.onmicrosoft.com one
     default_domain: str | None = None
     display_name: str | None = None
+    # Admin-consented (consentType "AllPrincipals") OAuth grants: tenant-level, not attached to any one account.
+    all_principals_grants: tuple[OAuthGrant, ...] = ()

@@ -514,8 +514,18 @@ class ExchangeApi:
             "X-AnchorMailbox": f"APP:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{self.tenant_id}",
             "Prefer": f"odata.maxpagesize={self.page_size}",
         }
-        raw = await self.client.post(url, content=json.dumps(body).encode(), headers=headers)
-        return Response(raw.status_code, raw.headers, raw.content)
+        req = self.client.build_request("POST", url, content=json.dumps(body).encode(), headers=headers)
+        raw = await self.client.send(req, stream=True)
+        try:
+            if raw.status_code == 403:
+                # An unknown cmdlet (or no Exchange.ManageAsApp) answers 403 with a NUL byte declared as gzip
+                # (graph-api.md §3.2): decoding it would raise, so read the raw bytes.
+                content = b"".join([chunk async for chunk in raw.aiter_raw()])
+            else:
+                content = await raw.aread()
+        finally:
+            await raw.aclose()
+        return Response(raw.status_code, raw.headers, content)
 
     async def iter_invoke(
         self, cmdlet: str, parameters: Mapping[str, Any] | None = None, *, scope: str = "exchange",

@@ -1,0 +1,331 @@
+"""Per-account collection for a chunk of users: one set of ``$batch`` calls per chunk (rules, folders, methods, sent
+items for up to 20 users per POST) plus the per-mailbox Exchange cmdlets (Get-InboxRule -IncludeHidden,
+Get-MailboxPermission), run concurrently within the clients' in-flight limits. Outlook sub-requests carry the throttle
+scope ``mailbox:<user id>``, so one mailbox's 429 (and its Retry-After) delays only that mailbox.
+
+Every collection ends up as data or a NotCollected; an account without an Exchange Online mailbox gets
+``NotCollected(not_applicable=True)`` for the mailbox collections (not an error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from scanner.collectors._util import gap, no_mailbox
+from scanner.collectors.auth_methods import parse_methods
+from scanner.collectors.delegates import delegates_for, read_full_access
+from scanner.collectors.exchange import cas_for
+from scanner.collectors.folders import (
+    FOLDER_LIST_PARAMS,
+    FOLDER_SELECT,
+    WELL_KNOWN,
+    FolderSet,
+    parse_folder,
+    rule_folder_ids,
+)
+from scanner.collectors.forwarding import forwarding_from_mailbox
+from scanner.collectors.inbox_rules import exchange_folder_path, merge_rules, translate_exchange_rule
+from scanner.collectors.protocols import protocols_from_cas
+from scanner.collectors.registration import registration_from_row
+from scanner.collectors.tenant import TenantSources
+from scanner.collectors.users import parse_user
+from scanner.config import Config
+from scanner.graph.client import ApiError, BatchItem, BatchResult, GraphApi
+from scanner.graph.factory import Connection
+from scanner.snapshot import (
+    AccountSnapshot,
+    NotCollected,
+    OAuthGrant,
+    RoleAssignment,
+    SendingStatus,
+)
+
+
+@dataclass(frozen=True)
+class Gap:
+    upn: str | None
+    collector: str
+    why: NotCollected
+
+
+def _sent_filter(since: datetime) -> str:
+    # Outlook datetimes in $filter are unquoted (graph-api.md §8.1); spaces percent-encoded for the batch URL.
+    stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"$filter=sentDateTime%20ge%20{stamp}&$count=true&$top=1&$select=id"
+
+
+async def _values(graph: GraphApi, res: BatchResult, path: str, scope: str) -> list[dict[str, Any]]:
+    if not res.ok:
+        raise res.error(path)
+    body = res.body if isinstance(res.body, dict) else None
+    if body is None or not isinstance(body.get("value", []), list):
+        raise ApiError("unexpected response shape", status=res.status, code="malformed_response", path=path)
+    values = [v for v in body.get("value") or [] if isinstance(v, dict)]
+    nxt = body.get("@odata.nextLink")
+    if isinstance(nxt, str) and nxt:
+        values.extend(await graph.get_all(nxt, scope=scope))
+    return values
+
+
+async def _count(graph: GraphApi, res: BatchResult, path: str, scope: str) -> int:
+    if not res.ok:
+        raise res.error(path)
+    body = res.body if isinstance(res.body, dict) else {}
+    n = body.get("@odata.count")
+    if isinstance(n, int):
+        return n
+    # No count (a service that ignores $count): count the pages instead.
+    return len(await _values(graph, res, path, scope))
+
+
+class AccountCollector:
+    def __init__(self, conn: Connection, cfg: Config, sources: TenantSources, now: datetime,
+                 domains: set[str]) -> None:
+        self.conn = conn
+        self.cfg = cfg
+        self.src = sources
+        self.now = now
+        self.domains = domains  # accepted domains (lower case); may grow while users are paged (fallback)
+
+    # -------------------------------------------------------------------------------------------------- helpers
+    def _is_internal(self, address: str) -> bool:
+        a = address.lower()
+        if self.src.directory is not None and a in self.src.directory.by_name:
+            return True
+        return a.rsplit("@", 1)[-1] in self.domains
+
+    def _tenant_collection(self, name: str, collection: str) -> NotCollected | None:
+        return self.src.gaps.get(name) if name in self.src.gaps else None
+
+    # ---------------------------------------------------------------------------------------------- the chunk
+    async def collect(self, users: list[dict[str, Any]]) -> tuple[list[AccountSnapshot], list[Gap]]:
+        graph, ex, cfg = self.conn.graph, self.conn.exchange, self.cfg
+        directory = self.src.directory
+        mailbox_rows: dict[str, dict[str, Any] | None] = {}
+        try_mailbox: dict[str, bool] = {}
+        for u in users:
+            row = directory.for_user(u["id"], u["userPrincipalName"]) if directory is not None else None
+            mailbox_rows[u["id"]] = row
+            # Without Get-Mailbox we cannot know who has a mailbox: ask Graph and let 404s say "none".
+            try_mailbox[u["id"]] = row is not None or directory is None
+
+        since = self.now - timedelta(hours=24)
+        items: list[BatchItem] = []
+        for u in users:
+            uid = u["id"]
+            items.append(BatchItem(id=f"m|{uid}", url=f"/users/{uid}/authentication/methods"))
+            if try_mailbox[uid]:
+                scope = f"mailbox:{uid}"
+                items.append(BatchItem(id=f"r|{uid}", url=f"/users/{uid}/mailFolders/inbox/messageRules",
+                                       scope=scope))
+                items.append(BatchItem(id=f"f|{uid}", url=f"/users/{uid}/mailFolders?{FOLDER_LIST_PARAMS}",
+                                       scope=scope))
+                if cfg.scan.sent_items:
+                    items.append(BatchItem(id=f"s|{uid}", scope=scope,
+                                           url=f"/users/{uid}/mailFolders/sentitems/messages?{_sent_filter(since)}"))
+
+        async def exo_call(kind: str, uid: str, coro: Any) -> tuple[str, str, Any]:
+            try:
+                return kind, uid, await coro
+            except ApiError as err:
+                return kind, uid, err
+
+        exo_tasks = []
+        for u in users:
+            row = mailbox_rows[u["id"]]
+            if row is None:
+                continue
+            ident = row.get("primary") or row.get("upn") or u["userPrincipalName"]
+            if cfg.scan.hidden_rules:
+                exo_tasks.append(exo_call("rules", u["id"], ex.invoke(
+                    "Get-InboxRule", {"Mailbox": ident, "IncludeHidden": True}, scope="exchange")))
+            exo_tasks.append(exo_call("perm", u["id"], read_full_access(ex, ident)))
+
+        batch_task = graph.batch(items) if items else _empty()
+        results, *exo_results = await asyncio.gather(batch_task, *exo_tasks)
+        exo_by: dict[tuple[str, str], Any] = {(k, uid): v for k, uid, v in exo_results}
+
+        snapshots: list[AccountSnapshot] = []
+        gaps: list[Gap] = []
+        per_user: dict[str, dict[str, Any]] = {}
+        # --- phase 1: parse Graph results
+        for u in users:
+            uid, upn = u["id"], u["userPrincipalName"]
+            st: dict[str, Any] = {"mailbox": mailbox_rows[uid] is not None}
+            per_user[uid] = st
+            try:
+                st["methods"] = parse_methods(await _values(graph, results[f"m|{uid}"],
+                                                            "/authentication/methods", "directory"))
+            except ApiError as err:
+                st["methods"] = gap(err, "auth_methods")
+            if not try_mailbox[uid]:
+                continue
+            scope = f"mailbox:{uid}"
+            for key, name in (("r", "rules"), ("f", "folders")):
+                try:
+                    st[name] = await _values(graph, results[f"{key}|{uid}"], f"/{name}", scope)
+                    st["mailbox"] = True
+                except ApiError as err:
+                    if err.is_no_mailbox:
+                        st["no_mailbox"] = True
+                    st[name] = gap(err, "inbox_rules" if name == "rules" else "folders")
+            if cfg.scan.sent_items and f"s|{uid}" in results:
+                try:
+                    st["sent"] = await _count(graph, results[f"s|{uid}"], "/sentitems/messages", scope)
+                except ApiError as err:
+                    st["sent"] = gap(err, "sending")
+
+        # --- phase 2: folders that rules point at (deeper than the top level) and well-known names
+        items2: list[BatchItem] = []
+        for u in users:
+            uid = u["id"]
+            st = per_user[uid]
+            if not isinstance(st.get("folders"), list) or not isinstance(st.get("rules"), list):
+                continue
+            st["folderset"] = fs = FolderSet([f for f in (parse_folder(x) for x in st["folders"]) if f])
+            ex_rules = exo_by.get(("rules", uid))
+            moves = rule_folder_ids(st["rules"])
+            ex_moves = isinstance(ex_rules, list) and any(r.get("MoveToFolder") or r.get("CopyToFolder")
+                                                          for r in ex_rules)
+            scope = f"mailbox:{uid}"
+            for fid in sorted(moves - set(fs.by_id)):
+                items2.append(BatchItem(id=f"t|{uid}|{fid}", scope=scope,
+                                        url=f"/users/{uid}/mailFolders/{fid}?$select={FOLDER_SELECT}"))
+            if moves or ex_moves:
+                for name in WELL_KNOWN:
+                    items2.append(BatchItem(id=f"w|{uid}|{name}", scope=scope,
+                                            url=f"/users/{uid}/mailFolders/{name}?$select=id"))
+        results2 = await graph.batch(items2) if items2 else {}
+        wk: dict[str, dict[str, str]] = {}
+        for key, res in results2.items():
+            kind, uid, arg = key.split("|", 2)
+            fs = per_user[uid]["folderset"]
+            if not res.ok or not isinstance(res.body, dict):
+                continue  # a deleted target or a well-known folder this mailbox lacks (e.g. no archive)
+            if kind == "t":
+                f = parse_folder(res.body)
+                if f is not None:
+                    fs.add(f)
+            else:
+                fid = res.body.get("id")
+                if isinstance(fid, str):
+                    wk.setdefault(uid, {})[arg] = fid
+        for uid, names in wk.items():
+            per_user[uid]["folderset"].apply_well_known(names)
+
+        # --- assemble snapshots
+        for u in users:
+            uid, upn = u["id"], u["userPrincipalName"]
+            st = per_user[uid]
+            row = mailbox_rows[uid]
+            has_mailbox = row is not None or (directory is None and st.get("mailbox") and not st.get("no_mailbox"))
+            mailbox_type = (row or {}).get("type") if row is not None else ("UserMailbox" if has_mailbox else None)
+            snap: dict[str, Any] = {"user": parse_user(u, mailbox_type)}
+            snap["auth_methods"] = st["methods"]
+            snap.update(self._tenant_level(uid))
+            if not has_mailbox:
+                for c in ("forwarding", "inbox_rules", "folders", "delegates", "sending", "protocols"):
+                    if directory is None and c in ("forwarding", "delegates", "protocols"):
+                        snap[c] = self.src.gaps.get({"forwarding": "mailboxes", "delegates": "mailboxes",
+                                                     "protocols": "cas"}[c]) or no_mailbox()
+                        if st.get("no_mailbox") or not try_mailbox[uid]:
+                            snap[c] = no_mailbox()
+                    else:
+                        snap[c] = no_mailbox()
+            else:
+                snap.update(self._mailbox_collections(u, row, st, exo_by, gaps))
+            s = AccountSnapshot(**snap)
+            for name, why in s.gaps().items():
+                gaps.append(Gap(upn, name, why))
+            snapshots.append(s)
+        return snapshots, gaps
+
+    def _tenant_level(self, uid: str) -> dict[str, Any]:
+        src, key = self.src, uid.lower()
+        out: dict[str, Any] = {}
+        if "registration" in src.data:
+            r = src.data["registration"].get(key)
+            out["registration"] = registration_from_row(r) if r else registration_from_row({})
+        else:
+            out["registration"] = src.gaps.get("registration")
+        if "roles" in src.data:
+            out["roles"] = tuple(RoleAssignment(**{k: v for k, v in r.items() if k != "principal_id"})
+                                 for r in src.data["roles"].get(key, []))
+        else:
+            out["roles"] = src.gaps.get("roles")
+        if "grants" in src.data:
+            out["oauth_grants"] = tuple(OAuthGrant(**g) for g in src.data["grants"]["by_principal"].get(key, []))
+        else:
+            out["oauth_grants"] = src.gaps.get("grants")
+        return out
+
+    def _mailbox_collections(self, u: dict[str, Any], row: dict[str, Any] | None, st: dict[str, Any],
+                             exo_by: dict[tuple[str, str], Any], gaps: list[Gap]) -> dict[str, Any]:
+        uid, upn = u["id"], u["userPrincipalName"]
+        src, directory = self.src, self.src.directory
+        out: dict[str, Any] = {}
+        # forwarding / protocols / delegates come from Exchange
+        if row is not None and directory is not None:
+            out["forwarding"] = forwarding_from_mailbox(row, directory)
+            if "cas" in src.data:
+                cas = cas_for(src.data["cas"], uid, row)
+                out["protocols"] = protocols_from_cas(cas) if cas is not None else NotCollected(
+                    reason="mailbox missing from Get-CASMailbox", code="not_found")
+            else:
+                out["protocols"] = src.gaps.get("cas")
+            perm = exo_by.get(("perm", uid))
+            if isinstance(perm, ApiError):
+                out["delegates"] = gap(perm, "delegates", service="exchange")
+            elif "send_as" not in src.data:
+                out["delegates"] = src.gaps.get("send_as")
+            else:
+                out["delegates"] = delegates_for(row, directory, perm or [], src.send_as_by_id.get(uid.lower(), []))
+        else:
+            why = src.gaps.get("mailboxes") or NotCollected(reason="Exchange mailbox data unavailable")
+            out["forwarding"] = out["delegates"] = why
+            out["protocols"] = src.gaps.get("cas") or why
+
+        # inbox rules: Graph merged with Exchange's hidden ones
+        fs: FolderSet | None = st.get("folderset")
+        if fs is None:
+            fs = FolderSet([])
+        ex_raw = exo_by.get(("rules", uid))
+        ex_rules: list[dict[str, Any]] | None = None
+        if isinstance(ex_raw, list):
+            resolve_recipient = directory.resolve if directory is not None else (lambda _n: None)
+            ex_rules = [translate_exchange_rule(r, resolve_recipient=resolve_recipient,
+                                                resolve_folder=lambda p: fs.resolve_path(exchange_folder_path(p)))
+                        for r in ex_raw]
+        elif isinstance(ex_raw, ApiError):
+            why = gap(ex_raw, "inbox_rules", service="exchange")
+            gaps.append(Gap(upn, "inbox_rules", why.model_copy(
+                update={"reason": f"hidden rules (Get-InboxRule -IncludeHidden) not read: {why.reason}"})))
+        if isinstance(st.get("rules"), list):
+            out["inbox_rules"] = merge_rules(st["rules"], ex_rules, self._is_internal)
+        else:
+            out["inbox_rules"] = st.get("rules") or NotCollected(reason="inbox rules not read")
+        if isinstance(st.get("folders"), list):
+            out["folders"] = fs.folders()
+        else:
+            out["folders"] = st.get("folders") or NotCollected(reason="folders not read")
+
+        # sending: restricted senders (bulk) + sent items in the last 24 h (per mailbox)
+        if "blocked" in src.data:
+            addrs = {a.lower() for a in (upn, u.get("mail"), (row or {}).get("primary"), *(row or {}).get(
+                "addresses", [])) if a}
+            sent = st.get("sent")
+            if isinstance(sent, NotCollected):
+                gaps.append(Gap(upn, "sending", sent.model_copy(
+                    update={"reason": f"sent items not counted: {sent.reason}"})))
+                sent = None
+            out["sending"] = SendingStatus(blocked_from_sending=bool(addrs & src.blocked), sent_last_24h=sent)
+        else:
+            out["sending"] = src.gaps.get("blocked")
+        return out
+
+
+async def _empty() -> dict[str, BatchResult]:
+    return {}

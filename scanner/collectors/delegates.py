@@ -1,0 +1,81 @@
+"""Mailbox delegates: FullAccess (Get-MailboxPermission per mailbox), SendAs (Get-RecipientPermission, bulk) and
+SendOnBehalf (GrantSendOnBehalfTo from Get-Mailbox).
+
+Skipped: ``NT AUTHORITY\\SELF`` and other well-known system principals, inherited entries, Deny entries (Exchange
+returns ``Deny`` as the *string* "False", graph-api.md §3.2) and the mailbox owner itself. Trustees are display names or
+addresses; deleted ones are raw SIDs (``S-1-5-21-…``) and are kept as they are — an orphaned grant is still a grant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scanner.collectors._util import as_bool, as_list, as_str
+from scanner.collectors.exchange import MailboxDirectory
+from scanner.graph.client import ExchangeApi
+from scanner.snapshot import Delegate
+
+_SYSTEM_PREFIXES = ("nt authority\\", "s-1-5-18", "nt authority/")
+
+
+def _is_self(trustee: str, mailbox: dict[str, Any], directory: MailboxDirectory) -> bool:
+    t = trustee.lower()
+    own = {(mailbox.get("upn") or "").lower(), (mailbox.get("primary") or "").lower(),
+           *[n.lower() for n in mailbox.get("names", [])]}
+    if t in own:
+        return True
+    row = directory.find(trustee)
+    return row is not None and row is mailbox
+
+
+def _delegate(trustee: str, right: str, directory: MailboxDirectory) -> Delegate:
+    address = directory.resolve(trustee)
+    return Delegate(trustee=trustee, access_right=right, trustee_address=address,
+                    trustee_is_guest="#ext#" in (address or trustee).lower())
+
+
+async def read_full_access(ex: ExchangeApi, identity: str) -> list[dict[str, Any]]:
+    return await ex.invoke("Get-MailboxPermission", {"Identity": identity}, scope="exchange")
+
+
+def delegates_for(
+    mailbox: dict[str, Any],
+    directory: MailboxDirectory,
+    full_access_rows: list[dict[str, Any]],
+    send_as_rows: list[dict[str, Any]],
+) -> tuple[Delegate, ...]:
+    out: list[Delegate] = []
+    seen: set[tuple[str, str]] = set()
+
+    def add(trustee: str | None, right: str) -> None:
+        if not trustee:
+            return
+        t = trustee.strip()
+        if t.lower().startswith(_SYSTEM_PREFIXES) or _is_self(t, mailbox, directory):
+            return
+        key = (t.lower(), right)
+        if key not in seen:
+            seen.add(key)
+            out.append(_delegate(t, right, directory))
+
+    for r in full_access_rows:
+        if as_bool(r.get("IsInherited")) or as_bool(r.get("Deny")):
+            continue
+        rights = " ".join(str(x) for x in as_list(r.get("AccessRights"))).lower()
+        if "fullaccess" in rights.replace(" ", ""):
+            add(as_str(r.get("User")), "FullAccess")
+    for r in send_as_rows:
+        add(r.get("trustee"), "SendAs")
+    for t in mailbox.get("send_on_behalf", []):
+        add(t, "SendOnBehalf")
+    return tuple(out)
+
+
+def index_send_as(rows: list[dict[str, Any]], directory: MailboxDirectory) -> dict[str, list[dict[str, Any]]]:
+    """SendAs rows grouped by the Entra id of the mailbox they grant on (via its Identity)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        mb = directory.find(r.get("identity"))
+        if mb is not None and mb.get("id"):
+            out.setdefault(mb["id"], []).append(r)
+    return out

@@ -1,0 +1,146 @@
+"""Tenant-wide Exchange reads, one bulk call each (graph-api.md §3.4): Get-Mailbox, Get-CASMailbox,
+Get-RecipientPermission (SendAs) and Get-BlockedSenderAddress.
+
+Rows are reduced to the few fields the scan needs and kept as plain JSON (so they can be stored in ``tenant_data``
+for ``--resume``). A 10,000-mailbox tenant is a few MB here; snapshots themselves are streamed, never held.
+
+Joining: Get-Mailbox's ``ExternalDirectoryObjectId`` is the Entra user id. Other cmdlets name mailboxes by
+Identity / Name / display name, so :class:`MailboxDirectory` keeps an alias index to map them back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from scanner.collectors._util import as_bool, as_list, as_str, parse_recipient, strip_smtp
+from scanner.graph.client import ExchangeApi
+
+UNLIMITED = {"ResultSize": "Unlimited"}  # and follow nextLinks: reports disagree on who applies ResultSize
+
+
+def _mailbox_row(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": (as_str(r.get("ExternalDirectoryObjectId")) or "").lower(),
+        "upn": as_str(r.get("UserPrincipalName")),
+        "primary": as_str(r.get("PrimarySmtpAddress")) or as_str(r.get("WindowsEmailAddress")),
+        "type": as_str(r.get("RecipientTypeDetails")) or "UserMailbox",
+        "names": sorted({n for n in (as_str(r.get("Identity")), as_str(r.get("Name")), as_str(r.get("Alias")),
+                                     as_str(r.get("DisplayName")), as_str(r.get("DistinguishedName")),
+                                     as_str(r.get("Guid"))) if n}),
+        "fwd_smtp": strip_smtp(r.get("ForwardingSmtpAddress")),
+        "fwd_addr": as_str(r.get("ForwardingAddress")),
+        "deliver": bool(as_bool(r.get("DeliverToMailboxAndForward"))),
+        "send_on_behalf": [str(x) for x in as_list(r.get("GrantSendOnBehalfTo"))],
+        "addresses": [strip_smtp(a) for a in as_list(r.get("EmailAddresses"))
+                      if isinstance(a, str) and a.lower().startswith("smtp:")],
+    }
+
+
+@dataclass
+class MailboxDirectory:
+    """Every Exchange Online mailbox, indexed by Entra object id and by every name Exchange may print for it."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
+    by_name: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_rows(cls, rows: list[dict[str, Any]]) -> MailboxDirectory:
+        d = cls(rows=rows)
+        for row in rows:
+            if row["id"]:
+                d.by_id[row["id"]] = row
+            for key in (row.get("upn"), row.get("primary"), *row.get("names", []), *row.get("addresses", [])):
+                if key:
+                    d.by_name.setdefault(key.lower(), row)
+        return d
+
+    def for_user(self, user_id: str, upn: str) -> dict[str, Any] | None:
+        return self.by_id.get(user_id.lower()) or self.by_name.get(upn.lower())
+
+    def resolve(self, identity: str | None) -> str | None:
+        """SMTP address for an Exchange identity (display name, alias, UPN, address, DN), when it is a mailbox."""
+        name, address = parse_recipient(identity)
+        if address:
+            return address
+        if not name:
+            return None
+        row = self.by_name.get(name.lower())
+        if row is None:
+            return None
+        return row.get("primary") or row.get("upn")
+
+    def find(self, identity: str | None) -> dict[str, Any] | None:
+        if not identity:
+            return None
+        name, address = parse_recipient(identity)
+        return self.by_name.get((address or name or "").lower())
+
+
+async def read_mailboxes(ex: ExchangeApi) -> MailboxDirectory:
+    rows: list[dict[str, Any]] = []
+    async for page in ex.iter_invoke("Get-Mailbox", UNLIMITED):
+        rows.extend(_mailbox_row(r) for r in page)
+    return MailboxDirectory.from_rows(rows)
+
+
+def _cas_row(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": (as_str(r.get("ExternalDirectoryObjectId")) or "").lower(),
+        "keys": sorted({k.lower() for k in (as_str(r.get("PrimarySmtpAddress")), as_str(r.get("Identity")),
+                                            as_str(r.get("Name")), as_str(r.get("UserPrincipalName"))) if k}),
+        "mapi": as_bool(r.get("MAPIEnabled")), "ews": as_bool(r.get("EwsEnabled")),
+        "eas": as_bool(r.get("ActiveSyncEnabled")), "imap": as_bool(r.get("ImapEnabled")),
+        "pop": as_bool(r.get("PopEnabled")), "owa": as_bool(r.get("OWAEnabled")),
+        # $null means "inherit the org setting": keep None distinct from False.
+        "smtp_auth_disabled": as_bool(r.get("SmtpClientAuthenticationDisabled")),
+    }
+
+
+async def read_cas(ex: ExchangeApi) -> dict[str, dict[str, Any]]:
+    """Get-CASMailbox rows keyed by Entra id and by every name/address (so the mailbox row's keys find it)."""
+    out: dict[str, dict[str, Any]] = {}
+    async for page in ex.iter_invoke("Get-CASMailbox", UNLIMITED):
+        for r in page:
+            row = _cas_row(r)
+            for k in ([row["id"]] if row["id"] else []) + row["keys"]:
+                out.setdefault(k, row)
+    return out
+
+
+def cas_for(cas: dict[str, dict[str, Any]], user_id: str, mailbox: dict[str, Any]) -> dict[str, Any] | None:
+    for key in (user_id.lower(), (mailbox.get("primary") or "").lower(), (mailbox.get("upn") or "").lower(),
+                *[n.lower() for n in mailbox.get("names", [])]):
+        if key and key in cas:
+            return cas[key]
+    return None
+
+
+async def read_send_as(ex: ExchangeApi) -> list[dict[str, Any]]:
+    """Explicit, allowed, non-inherited SendAs grants tenant-wide (NT AUTHORITY\\SELF skipped)."""
+    out: list[dict[str, Any]] = []
+    params = {**UNLIMITED, "AccessRights": "SendAs"}
+    async for page in ex.iter_invoke("Get-RecipientPermission", params):
+        for r in page:
+            trustee = as_str(r.get("Trustee"))
+            rights = [str(x) for x in as_list(r.get("AccessRights"))]
+            if not trustee or trustee.upper().startswith("NT AUTHORITY\\"):
+                continue
+            if as_bool(r.get("IsInherited")) or (as_str(r.get("AccessControlType")) or "Allow").lower() == "deny":
+                continue
+            if rights and not any("sendas" in x.lower().replace(" ", "") for x in rights):
+                continue
+            out.append({"identity": as_str(r.get("Identity")), "trustee": trustee})
+    return out
+
+
+async def read_blocked_senders(ex: ExchangeApi) -> list[str]:
+    """Restricted senders (users blocked after outbound spam), lower-case addresses."""
+    out: list[str] = []
+    async for page in ex.iter_invoke("Get-BlockedSenderAddress", {}):
+        for r in page:
+            addr = strip_smtp(r.get("SenderAddress"))
+            if addr:
+                out.append(addr.lower())
+    return out
