@@ -7,6 +7,8 @@ the template escapes it and the HTML layer marks invisible characters (``reports
 
 from __future__ import annotations
 
+import ast
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -110,21 +112,57 @@ def _destination_note(ev: Ev) -> str:
 
 # ---- families ------------------------------------------------------------------------------------------------------
 
+_COND_LABELS = {
+    "subjectContains": "whose subject contains", "bodyContains": "whose body contains",
+    "bodyOrSubjectContains": "whose subject or body contains", "senderContains": "whose sender contains",
+    "headerContains": "whose headers contain", "recipientContains": "whose recipients contain",
+    "fromAddresses": "from", "sentToAddresses": "sent to", "subjectOrBodyContains": "whose subject or body contains",
+}
+_PY_STR_SRC = r"'(?:[^'\\]|\\.)*'" + '|' + r'"(?:[^"\\]|\\.)*"'
+_PY_STR = re.compile(_PY_STR_SRC)
+_SUMMARY_PART = re.compile(r"(?:^|;\s*)([A-Za-z]+)\s+((?:(?:" + _PY_STR_SRC + r")(?:,\s*)?)+)")
+
+
+def parse_condition_summary(summary: str) -> dict[str, list[str]]:
+    """The detectors' condition summary (``subjectContains 'invoice', 'wire'; fromAddresses 'a@b'``) back into
+    key → values. Values are Python string literals; anything that does not parse is left out."""
+    out: dict[str, list[str]] = {}
+    for m in _SUMMARY_PART.finditer(summary):
+        vals = []
+        for lit in _PY_STR.findall(m.group(2)):
+            try:
+                v = ast.literal_eval(lit)
+            except (ValueError, SyntaxError):
+                continue
+            if isinstance(v, str):
+                vals.append(v)
+        if vals:
+            out.setdefault(m.group(1), []).extend(vals)
+    return out
+
+
 def _conditions_phrase(ev: Ev) -> str:
-    """'whose subject contains 'invoice'' / 'from x' / 'all mail' from Graph messageRulePredicates or flattened keys."""
-    cond = ev.get("conditions", "rule.conditions")
-    c = Ev(cond if isinstance(cond, Mapping) else ev.data)
+    """'mail whose subject contains 'invoice'' / 'mail from x' / 'all mail' from Graph messageRulePredicates or the
+    detectors' condition summary string."""
+    cond = ev.get("conditions", "rule.conditions", "rule_conditions")
+    if isinstance(cond, str):
+        if cond.startswith("(none"):
+            return "all mail"
+        parsed = parse_condition_summary(cond)
+        if not parsed:
+            return f"mail matching {cond}"
+        c = Ev(parsed)
+    else:
+        c = Ev(cond if isinstance(cond, Mapping) else ev.data)
     bits: list[str] = []
-    for key, label in (("subjectContains", "whose subject contains"), ("bodyContains", "whose body contains"),
-                       ("bodyOrSubjectContains", "whose subject or body contains"),
-                       ("senderContains", "whose sender contains"), ("headerContains", "whose headers contain"),
-                       ("recipientContains", "whose recipients contain")):
+    for key, label in _COND_LABELS.items():
         words = c.items(key)
-        if words:
+        if not words:
+            continue
+        if key in ("fromAddresses", "sentToAddresses"):
+            bits.append(f"{label} " + join_words([_s(w) for w in words], "or"))
+        else:
             bits.append(f"{label} " + join_words([q(w) for w in words], "or"))
-    senders = c.items("fromAddresses")
-    if senders:
-        bits.append("from " + join_words([_s(s) for s in senders], "or"))
     if c.flag("isAutomaticReply"):
         bits.append("that is an automatic reply")
     if c.flag("isNonDeliveryReport"):
@@ -136,68 +174,107 @@ def _conditions_phrase(ev: Ev) -> str:
     if not bits and kws:
         bits.append("matching " + join_words([q(w) for w in kws], "or"))
     if not bits:
-        if isinstance(cond, Mapping) and not cond or ev.flag("match_all", "no_conditions", "empty_conditions"):
+        if (isinstance(cond, Mapping) and not cond) or ev.flag("match_all", "no_conditions", "conditions_empty"):
             return "all mail"
         return "mail"
     return "mail " + " and ".join(bits)
 
 
-def _folder_name(ev: Ev, key_names: tuple[str, ...], id_keys: tuple[str, ...]) -> str | None:
-    name = ev.text(*key_names)
-    if name:
-        return _s(name)
-    fid = ev.text(*id_keys)
-    return f"an unknown folder ({_s(fid)[:24]}…)" if fid else None
+_CLASS_NOTE = {"freemail": ", a free-mail address", "external": ", an external address",
+               "partner": ", an allow-listed partner", "internal": ", an internal address"}
+
+
+def _destinations(ev: Ev, a: Ev) -> list[str]:
+    """Forward targets in words: 'x@y.com, a look-alike of contoso.com'."""
+    out: list[str] = []
+    dests = ev.get("destinations")
+    if isinstance(dests, list) and dests:
+        for d in dests:
+            if isinstance(d, Mapping):
+                de = Ev(d)
+                addr = de.text("destination", "address")
+                if not addr:
+                    continue
+                like = de.text("lookalike_of")
+                cls = (de.text("domain_class") or "").lower()
+                out.append(_s(addr) + (f", a look-alike of {_s(like)}" if like else _CLASS_NOTE.get(cls, "")))
+            elif d:
+                out.append(_s(d))
+        return out
+    addrs = a.items("forwardTo") + a.items("redirectTo") + a.items("forwardAsAttachmentTo")
+    if not addrs:
+        addrs = ev.items("destination", "external_addresses", "addresses", "address")
+    note = _destination_note(ev)
+    return [_s(x) for x in addrs[:-1]] + [_s(addrs[-1]) + note] if addrs else []
+
+
+def _action_tokens(ev: Ev) -> set[str]:
+    acts = ev.get("actions", "rule.actions")
+    if isinstance(acts, str):
+        return {p.strip().lower() for p in acts.split(";")}
+    return set()
 
 
 def render_rule(detector: str, ev: Ev) -> str | None:
     actions_raw = ev.get("actions", "rule.actions")
-    a = Ev(actions_raw if isinstance(actions_raw, Mapping) else ev.data)
+    a = Ev(actions_raw if isinstance(actions_raw, Mapping) else {})
+    tokens = _action_tokens(ev)
     what = _conditions_phrase(ev)
     verbs: list[str] = []
-    fwd = a.items("forwardTo") + a.items("redirectTo") + a.items("forwardAsAttachmentTo")
-    dest = ev.items("destinations", "destination", "external_addresses", "addresses", "address")
-    targets = fwd or dest
-    note = _destination_note(ev) if targets else ""
-    if a.get("redirectTo"):
-        verbs.append("Redirects " + what + " to " + _addr_list(a.items("redirectTo")) + note)
-    elif targets:
-        verbs.append("Forwards " + what + " to " + _addr_list(targets) + note)
-    folder = _folder_name(ev, ("move_to_folder_name", "folder_name", "folder", "moveToFolderName",
-                               "target_folder"), ("moveToFolder",)) or _folder_name(a, (), ("moveToFolder",))
+    targets = _destinations(ev, a)
+    redirect = bool(a.get("redirectTo")) or any(t.startswith("redirect") for t in tokens)
+    if targets:
+        verbs.append(("Redirects " if redirect else "Forwards ") + what + " to " + join_words(targets))
+    folder = ev.text("folder", "move_to_folder_name", "folder_name", "target_folder")
+    if not folder and a.text("moveToFolder"):
+        folder = f"an unresolved folder ({_s(a.text('moveToFolder'))[:24]})"
     if folder:
-        verbs.append(("Moves " + what if not verbs else "moves it") + " to " + folder)
-    if a.flag("permanentDelete"):
+        kind = (ev.text("folder_kind") or "").lower()
+        where = _s(folder) + (" (an unresolved folder id)" if kind == "unresolved" else
+                              ", which is not a mail folder" if kind == "nonmail" else "")
+        verbs.append(("Moves " + what if not verbs else "moves it") + " to " + where)
+    if a.flag("permanentDelete") or "permanently delete" in tokens:
         verbs.append(("Permanently deletes " + what) if not verbs else "permanently deletes it")
-    elif a.flag("delete"):
+    elif a.flag("delete") or "delete" in tokens:
         verbs.append(("Deletes " + what) if not verbs else "deletes it")
-    if a.flag("markAsRead"):
+    if a.flag("markAsRead") or "mark as read" in tokens:
         verbs.append(("Marks " + what + " as read") if not verbs else "marks it as read")
     if not verbs:
-        return None
-    sentence = join_words(verbs)
+        if isinstance(actions_raw, str) and actions_raw:
+            verbs.append(f"Applies to {what}: {actions_raw}")
+        else:
+            return None
+    if len(verbs) == 1:
+        out = verbs[0]
+    else:  # serial comma when a clause already has one, so "a look-alike of x" never reads as an action
+        sep = ", and " if len(verbs) > 2 or any("," in v for v in verbs[:-1]) else " and "
+        out = ", ".join(verbs[:-1]) + sep + verbs[-1]
     name = ev.get("rule_name", "display_name", "displayName", "name", "rule.display_name", "rule.displayName")
     extras = []
     if name is not None:
         extras.append(f"rule {q(name)}")
     if ev.flag("hidden", "rule.hidden"):
-        extras.append("hidden from Outlook and Graph")
-    if ev.get("is_enabled", "isEnabled") is False:
+        extras.append("hidden: only Exchange shows it, not Outlook or Graph")
+    if ev.get("enabled", "is_enabled", "isEnabled") is False:
         extras.append("currently disabled")
-    out = sentence
+    if "stop processing more rules" in tokens or a.flag("stopProcessingRules"):
+        extras.append("stops later rules")
     if extras:
         out += " (" + "; ".join(extras) + ")"
     return out + "."
 
 
 def render_forwarding(detector: str, ev: Ev) -> str | None:
-    addr = ev.text("forwarding_smtp_address", "forwardingSmtpAddress", "address", "destination",
+    addr = ev.text("destination", "forwarding_smtp_address", "forwardingSmtpAddress", "address",
                    "forwarding_address_resolved", "forwarding_address", "forwardingAddress")
     if not addr:
         return None
-    keep = ev.get("deliver_to_mailbox_and_forward", "deliverToMailboxAndForward")
-    copy = " without keeping a copy in the mailbox" if keep is False else ""
-    return f"Forwards all mail to {_s(addr)}{_destination_note(ev)}{copy}."
+    keep = ev.get("kept_copy", "deliver_to_mailbox_and_forward", "deliverToMailboxAndForward")
+    copy = " and keeps no copy in the mailbox" if keep is False else ""
+    setting = ev.text("setting")
+    via = f" (mailbox setting {setting})" if setting else ""
+    verb = "Redirects" if keep is False else "Forwards"
+    return f"{verb} all mail to {_s(addr)}{_destination_note(ev)}{copy}{via}."
 
 
 def render_auth_method(detector: str, ev: Ev) -> str | None:
@@ -287,16 +364,31 @@ def render_protocols(detector: str, ev: Ev) -> str | None:
     return None
 
 
+# Detector id → renderer: the first entry whose tokens all occur in the id wins (ids describe the bad state).
 FAMILIES: list[tuple[tuple[str, ...], Renderer]] = [
     (("rule",), render_rule),
-    (("mailbox_forward", "forwarding", "smtp_forward"), render_forwarding),
-    (("auth", "mfa", "method", "tap", "temporary_access"), render_auth_method),
-    (("role", "admin"), render_role),
-    (("oauth", "consent", "grant", "app"), render_oauth),
-    (("delegate", "delegation", "permission"), render_delegate),
-    (("send", "sending", "spam", "volume", "blocked"), render_sending),
-    (("contact", "phone", "other_mail", "profile"), render_contact),
-    (("protocol", "legacy"), render_protocols),
+    (("forward",), render_forwarding),
+    (("temporary_access",), lambda d, ev: render_auth_method(d, ev)),
+    (("auth",), lambda d, ev: render_auth_method(d, ev)),
+    (("mfa",), lambda d, ev: render_auth_method(d, ev)),
+    (("method",), lambda d, ev: render_auth_method(d, ev)),
+    (("role",), lambda d, ev: render_role(d, ev)),
+    (("admin",), lambda d, ev: render_role(d, ev)),
+    (("oauth",), lambda d, ev: render_oauth(d, ev)),
+    (("consent",), lambda d, ev: render_oauth(d, ev)),
+    (("grant",), lambda d, ev: render_oauth(d, ev)),
+    (("app",), lambda d, ev: render_oauth(d, ev)),
+    (("delegat",), lambda d, ev: render_delegate(d, ev)),
+    (("permission",), lambda d, ev: render_delegate(d, ev)),
+    (("send",), lambda d, ev: render_sending(d, ev)),
+    (("spam",), lambda d, ev: render_sending(d, ev)),
+    (("volume",), lambda d, ev: render_sending(d, ev)),
+    (("blocked",), lambda d, ev: render_sending(d, ev)),
+    (("contact",), lambda d, ev: render_contact(d, ev)),
+    (("phone",), lambda d, ev: render_contact(d, ev)),
+    (("profile",), lambda d, ev: render_contact(d, ev)),
+    (("protocol",), lambda d, ev: render_protocols(d, ev)),
+    (("legacy",), lambda d, ev: render_protocols(d, ev)),
 ]
 
 
@@ -331,7 +423,7 @@ def evidence_sentence(detector: str, evidence: Mapping[str, Any] | None) -> str:
         return explicit
     det = (detector or "").lower()
     for keys, fn in FAMILIES:
-        if any(k in det for k in keys):
+        if all(k in det for k in keys):
             try:
                 out = fn(det, ev)
             except (TypeError, ValueError, AttributeError, KeyError):
