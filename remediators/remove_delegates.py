@@ -1,0 +1,131 @@
+"""remove_delegates: remove the mailbox delegates the findings name (delegate back-doors, T1098.002).
+
+* FullAccess: ``Remove-MailboxPermission -Identity <mailbox> -User <trustee> -AccessRights FullAccess``
+* SendAs: ``Remove-RecipientPermission -Identity <mailbox> -Trustee <trustee> -AccessRights SendAs``
+* SendOnBehalf: ``Set-Mailbox -GrantSendOnBehalfTo <the list without the trustee>`` — over REST there is no
+  add/remove form, the whole list is written (graph-api.md §3.4).
+
+Undo re-adds them (``Add-MailboxPermission`` / ``Add-RecipientPermission`` / the old list). Exchange writes lag
+reads, so verify polls. Only delegates the findings name; inherited and Deny entries are never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from remediators._model import Account, BaseStep, Plan, StepContext, StepError, Target
+from remediators._util import active_findings, as_bool, as_list, evidence_dicts, get_norm
+from remediators.remove_forwarding import get_mailbox
+
+RIGHTS = ("FullAccess", "SendAs", "SendOnBehalf")
+
+
+def _named_delegates(findings: list[Mapping[str, Any]]) -> list[tuple[str, str | None]]:
+    out: list[tuple[str, str | None]] = []
+    for d in evidence_dicts(findings, {"delegate", "delegates", "permission", "permissions"}):
+        trustee = get_norm(d, "trustee", "user", "delegate")
+        if not isinstance(trustee, str):
+            continue
+        right = get_norm(d, "access_right", "accessRight", "right", "access_rights", "accessRights", "rights")
+        right_s = " ".join(str(x) for x in as_list(right)) if right else None
+        item = (trustee.strip(), right_s)
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def _right_of(text: str | None) -> set[str]:
+    if not text:
+        return set(RIGHTS)
+    t = text.lower().replace(" ", "")
+    return {r for r in RIGHTS if r.lower() in t}
+
+
+class RemoveDelegates(BaseStep):
+    name: ClassVar[str] = "remove_delegates"
+    permissions: ClassVar[tuple[str, ...]] = ("Exchange.ManageAsApp",)
+    reversible: ClassVar[bool] = True
+    summary: ClassVar[str] = "removes the mailbox delegates that findings name"
+    uses_exchange: ClassVar[bool] = True
+
+    async def _plan_targets(self, ctx: StepContext, account: Account) -> tuple[list[Target], list[str], str | None]:
+        findings = active_findings(ctx.findings, self.name)
+        if not findings:
+            return [], [], None
+        named = _named_delegates(findings)
+        if not named:
+            return [], ["the findings name no delegates: review the mailbox permissions by hand"], None
+        mbx = await get_mailbox(ctx, account.upn)
+        if mbx is None:
+            return [], [], "the account has no Exchange Online mailbox"
+        full = await ctx.exchange.invoke("Get-MailboxPermission", {"Identity": account.upn})
+        send_as = await ctx.exchange.invoke("Get-RecipientPermission", {"Identity": account.upn})
+        on_behalf = [str(x) for x in as_list(mbx.get("GrantSendOnBehalfTo"))]
+        targets: list[Target] = []
+        for trustee, right_text in named:
+            t = trustee.lower()
+            rights = _right_of(right_text)
+            if "FullAccess" in rights:
+                for r in full:
+                    if str(r.get("User") or "").strip().lower() != t or as_bool(r.get("IsInherited")) \
+                            or as_bool(r.get("Deny")):
+                        continue
+                    if "fullaccess" in " ".join(str(x) for x in as_list(r.get("AccessRights"))).lower():
+                        targets.append(self._target(trustee, "FullAccess", r.get("User")))
+            if "SendAs" in rights:
+                for r in send_as:
+                    if str(r.get("Trustee") or "").strip().lower() == t and not as_bool(r.get("IsInherited")) \
+                            and str(r.get("AccessControlType") or "Allow").lower() == "allow":
+                        targets.append(self._target(trustee, "SendAs", r.get("Trustee")))
+            if "SendOnBehalf" in rights:
+                for x in on_behalf:
+                    if x.strip().lower() == t:
+                        targets.append(self._target(trustee, "SendOnBehalf", x, on_behalf))
+        uniq = {tg.key: tg for tg in targets}
+        return list(uniq.values()), [], None
+
+    @staticmethod
+    def _target(trustee: str, right: str, exact: Any, on_behalf: list[str] | None = None) -> Target:
+        before: dict[str, Any] = {"trustee": str(exact or trustee), "access_right": right}
+        if on_behalf is not None:
+            before["GrantSendOnBehalfTo"] = list(on_behalf)
+        return Target(key=f"{right}:{str(exact or trustee).lower()}", label=f"{right} for {exact or trustee}",
+                      before=before, after={"granted": False})
+
+    async def _apply_target(self, ctx: StepContext, plan: Plan, target: Target) -> Mapping[str, Any]:
+        upn, trustee, right = plan.account.upn, target.before["trustee"], target.before["access_right"]
+        if right == "FullAccess":
+            await ctx.exchange.invoke("Remove-MailboxPermission", {
+                "Identity": upn, "User": trustee, "AccessRights": ["FullAccess"], "InheritanceType": "All",
+                "Confirm": False})
+        elif right == "SendAs":
+            await ctx.exchange.invoke("Remove-RecipientPermission", {
+                "Identity": upn, "Trustee": trustee, "AccessRights": ["SendAs"], "Confirm": False})
+        else:
+            # Re-read: another target of this run may have changed the list already.
+            mbx = await get_mailbox(ctx, plan.account.upn) or {}
+            keep = [x for x in (str(v) for v in as_list(mbx.get("GrantSendOnBehalfTo")))
+                    if x.strip().lower() != trustee.lower()]
+            await ctx.exchange.invoke("Set-Mailbox", {"Identity": upn, "GrantSendOnBehalfTo": keep or None})
+        return {"granted": False}
+
+    async def _undo(self, ctx: StepContext, entry: Mapping[str, Any]) -> str:
+        before = entry.get("before") or {}
+        upn, trustee, right = entry["upn"], before.get("trustee"), before.get("access_right")
+        if not trustee or right not in RIGHTS:
+            raise StepError("the journal holds no delegate to restore")
+        if right == "FullAccess":
+            await ctx.exchange.invoke("Add-MailboxPermission", {
+                "Identity": upn, "User": trustee, "AccessRights": ["FullAccess"], "InheritanceType": "All",
+                "AutoMapping": False, "Confirm": False})
+        elif right == "SendAs":
+            await ctx.exchange.invoke("Add-RecipientPermission", {
+                "Identity": upn, "Trustee": trustee, "AccessRights": ["SendAs"], "Confirm": False})
+        else:
+            mbx = await get_mailbox(ctx, upn) or {}
+            current = [str(v) for v in as_list(mbx.get("GrantSendOnBehalfTo"))]
+            if trustee.lower() not in (c.lower() for c in current):
+                current.append(trustee)
+            await ctx.exchange.invoke("Set-Mailbox", {"Identity": upn, "GrantSendOnBehalfTo": current})
+        return f"{right} for {trustee} restored"
