@@ -7,6 +7,11 @@ pointing at the same database share one lock, which is what we want: they would 
 
 The lock is per database, not per process: the scheduler's own ``max_instances=1`` covers overlapping cron fires, and
 this covers a manual ``m365sweep scan`` started while the nightly job is running (or two schedulers by mistake).
+
+It is re-entrant for the thread that holds it: ``run_tenant`` holds it across scan → remediation → notification and
+``run_scan`` (which locks too, so every caller is covered) acquires it again inside. Another thread of the same
+process is refused like another process (flock alone would refuse the same thread too: each ``open`` is a separate
+lock owner on Linux).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +35,11 @@ def lock_path_for(database: Path) -> Path:
     return database.with_name(database.name + ".lock")
 
 
+# resolved lock path -> [owning thread id, fd, depth]; guarded by _REG_LOCK.
+_HELD: dict[str, list[int]] = {}
+_REG_LOCK = threading.Lock()
+
+
 class TenantLock:
     """Non-blocking exclusive lock; ``acquire()`` raises :class:`TenantBusyError` naming the holder."""
 
@@ -36,9 +47,30 @@ class TenantLock:
         self.path = lock_path_for(Path(database))
         self.label = label or str(database)
         self._fd: int | None = None
+        self._key = ""
 
     def acquire(self) -> TenantLock:
+        if self._fd is not None:
+            return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        key = str(self.path.resolve())
+        me = threading.get_ident()
+        with _REG_LOCK:
+            held = _HELD.get(key)
+            if held is not None:
+                if held[0] != me:
+                    raise TenantBusyError(
+                        f"another scan of tenant {self.label} is already running (pid {os.getpid()}, in this "
+                        f"process); wait for it to finish (lock file {self.path})")
+                held[2] += 1
+                self._fd, self._key = held[1], key
+                return self
+            fd = self._lock_file()
+            _HELD[key] = [me, fd, 1]
+            self._fd, self._key = fd, key
+        return self
+
+    def _lock_file(self) -> int:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -55,13 +87,19 @@ class TenantLock:
             raise StoreError(f"cannot lock {self.path}: {exc.strerror}") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-        return self
+        return fd
 
     def release(self) -> None:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
+        with _REG_LOCK:
+            held = _HELD.get(self._key)
+            if held is not None:
+                held[2] -= 1
+                if held[2] > 0:
+                    return
+                del _HELD[self._key]
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
         # Closing the descriptor releases the flock. The file itself stays: unlinking it would race with another

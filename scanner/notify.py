@@ -135,11 +135,14 @@ def payload_slack(info: ScanInfo, new: Sequence[Mapping[str, Any]]) -> dict[str,
     }
 
 
-_TEAMS_MD = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<])")
+# Inline markup only: every tenant string sits mid-line after our own prefix and line breaks are flattened, so the
+# line-start constructs (#, -, +, "1.", >) cannot form; escaping fewer characters keeps stray backslashes rare.
+_TEAMS_MD = re.compile(r"([\\`*_\[\]~<>])")
 
 
 def teams_escape(text: Any) -> str:
-    """Backslash-escape the markdown Teams renders in TextBlocks (and line breaks, which would start new blocks)."""
+    """Backslash-escape the markdown Teams renders in TextBlocks; flatten line breaks (they would start lists or
+    headings)."""
     return _TEAMS_MD.sub(r"\\\1", str(text)).replace("\r", " ").replace("\n", " ")
 
 

@@ -214,7 +214,7 @@ def _usage_errors() -> tuple[type[BaseException], ...]:
     try:  # the scanner's own "cannot scan" error, when it defines one
         from scanner import sweep
 
-        for name in ("ScanError", "SweepError", "PermissionMissing"):
+        for name in ("ScanAbort", "ScanError"):
             e = getattr(sweep, name, None)
             if isinstance(e, type) and issubclass(e, BaseException):
                 errs.append(e)
@@ -275,7 +275,7 @@ async def _run_locked(job: TenantJob, *, credential: Any, transport: Any, progre
     usage = _usage_errors()
     try:
         result = await run_scan(cfg, credential=credential, transport=transport, out_dir=job.out_dir,
-                                resume=job.resume, progress=progress)
+                                resume=job.resume, progress=progress, fail_on=job.fail_on)
     except usage as exc:
         log.error("%s: %s", cfg.label, exc)
         return _error_outcome(job, "error", str(exc))
@@ -319,7 +319,7 @@ async def _run_locked(job: TenantJob, *, credential: Any, transport: Any, progre
     finally:
         store.close()
     code = getattr(result, "exit_code", None)
-    if not isinstance(code, int) or job.fail_on:
+    if not isinstance(code, int):
         code = exit_code_for(stats, job.fail_on)
     return TenantOutcome(
         label=cfg.label, tenant_id=cfg.tenant.tenant_id, database=str(cfg.database_path), out_dir=str(job.out_dir),
