@@ -1,0 +1,1 @@
+"""Account-state detectors (detections.md §I)."""

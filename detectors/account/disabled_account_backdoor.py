@@ -1,0 +1,62 @@
+"""Disabled account with an external forward, a new method or a new rule (detections.md §I).
+
+Sees: ``accountEnabled: false`` accounts with an external (non-allow-listed) mailbox or rule forward, an
+authentication method new since the last scan, or a rule first seen since the last scan. The leaver pattern (internal
+``ForwardingAddress`` to the manager) is not reported.
+Misses: dormant-but-enabled accounts (no sign-in data in the snapshot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from detectors._common import method_label, new_methods
+from detectors._domains import address_of, classify
+from detectors._model import DetectorMeta, Finding, ScanContext, Severity, make_finding
+from detectors._rules import rules_of
+from scanner.snapshot import AccountSnapshot, NotCollectedError
+
+META = DetectorMeta(
+    id="account.disabled_account_backdoor",
+    title="Disabled account has an external forward, a new sign-in method or a new rule",
+    severity=Severity.HIGH,
+    technique="T1078.004",
+    rationale="Dormant and disabled accounts are enrolled by attackers because nobody watches them (APT29 enrolled "
+              "MFA on a dormant account, T1098.005).",
+    remediation=("remove_forwarding", "disable_rules", "remove_auth_methods"),
+    requires=("user",),
+    false_positives=("Leavers forwarding to their manager (internal: not reported).",),
+)
+
+
+def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
+    if account.user.account_enabled is not False:
+        return
+    found: list[str] = []
+    fwd = account.get("forwarding")
+    if fwd is not None:
+        for raw in (fwd.forwarding_smtp_address, fwd.forwarding_address_resolved):
+            a = address_of(raw or "")
+            if a:
+                dv = classify(a, ctx.tenant.domains, ctx.allowlist, ctx.now)
+                if dv.external and dv.domain_class != "partner":
+                    found.append(f"mailbox forward to {a}")
+    prev_rule_ids = None
+    if ctx.previous is not None and (pr := ctx.previous.get("inbox_rules")) is not None:
+        prev_rule_ids = {r.id for r in pr}
+    try:
+        for rv in rules_of(account, ctx):
+            if any(d.domain_class != "partner" for d in rv.external_destinations) and rv.rule.is_enabled:
+                found.append(f"rule {rv.rule.display_name!r} forwards outside")
+            elif prev_rule_ids is not None and rv.rule.id not in prev_rule_ids:
+                found.append(f"new rule {rv.rule.display_name!r}")
+    except NotCollectedError:
+        pass
+    try:
+        for m, why in new_methods(account, ctx):
+            found.append(f"new method {method_label(m)} ({why})")
+    except NotCollectedError:
+        pass
+    if found:
+        yield make_finding(META, account, evidence={"account_enabled": False, "artefacts": found[:20]},
+                           artefact="disabled:" + "|".join(sorted(found))[:200], score=30)

@@ -1,0 +1,1 @@
+"""Authentication-method detectors (detections.md §C)."""

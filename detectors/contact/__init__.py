@@ -1,0 +1,1 @@
+"""Contact-information detectors (detections.md §H)."""

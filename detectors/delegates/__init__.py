@@ -1,0 +1,1 @@
+"""Mailbox delegation detectors (detections.md §F)."""

@@ -1,0 +1,1 @@
+"""OAuth consent detectors (detections.md §E)."""

@@ -1,0 +1,1 @@
+"""Directory-role detectors (detections.md §D)."""

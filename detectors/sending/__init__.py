@@ -1,0 +1,1 @@
+"""Sending-behaviour detectors (detections.md §G)."""
