@@ -92,7 +92,7 @@ def make_sim_config(tmp_path: Path, tenant: Any, app: Any, *, roles: list[str] |
 
     cfg = parse_config(sim_config_dict(tenant, tmp_path, **sections), tmp_path / "m365sweep.toml")
     graph_tok, ex_tok = sim_tokens(tenant, app, roles)
-    cred = StaticTokenCredential({SIM_GRAPH_URL: graph_tok, SIM_EXCHANGE_URL: ex_tok})
+    cred = StaticTokenCredential(graph=graph_tok, exchange=ex_tok)
     return SimEnv(cfg=cfg, credential=cred, transport=httpx.ASGITransport(app=app), tenant=tenant, app=app)
 
 
