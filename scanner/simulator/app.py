@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 import httpx
 import orjson
@@ -313,6 +313,7 @@ class SimulatorApp:
             if not url.startswith("/"):
                 url = "/" + url
             path, _, qs = url.partition("?")
+            path = unquote(path)
             ih = {k.lower(): str(v) for k, v in (r.get("headers") or {}).items()}
             for k in ("authorization", "client-request-id"):
                 if k in headers:

@@ -377,6 +377,9 @@ def patch_user(t: Tenant, req: Req, u: User):
     body = req.json_body
     if not isinstance(body, dict):
         raise GraphError(400, "Request_BadRequest", "Invalid request body.")
+    body = {k: v for k, v in body.items() if not k.startswith("@")}  # instance annotations such as @odata.type
+    if isinstance(body.get("passwordProfile"), dict):
+        body["passwordProfile"] = {k: v for k, v in body["passwordProfile"].items() if not k.startswith("@")}
     keys = set(body)
     if keys & {"passwordProfile"}:
         need(req, "PATCH users/{id}#passwordProfile")
@@ -536,6 +539,14 @@ def find_rule(t: Tenant, u: User, rid: str) -> Rule:
     raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
 
 
+def _strip_annotations(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _strip_annotations(x) for k, x in v.items() if not k.startswith("@")}
+    if isinstance(v, list):
+        return [_strip_annotations(x) for x in v]
+    return v
+
+
 def _validate_rule_body(t: Tenant, u: User, body: dict) -> None:
     for k in ("conditions", "exceptions"):
         if k in body and body[k] is not None:
@@ -560,7 +571,7 @@ def _validate_rule_body(t: Tenant, u: User, body: dict) -> None:
 def create_rule(t: Tenant, req: Req, u: User):
     need(req, "POST users/{id}/messageRules")
     require_mailbox(u)
-    body = req.json_body
+    body = _strip_annotations(req.json_body)
     if not isinstance(body, dict) or not body.get("displayName"):
         raise GraphError(400, "ErrorInvalidRequest", "The rule must have a displayName.")
     _validate_rule_body(t, u, body)
@@ -579,7 +590,7 @@ def patch_rule(t: Tenant, req: Req, u: User, rid: str):
     r = find_rule(t, u, rid)
     if r.isReadOnly:
         raise GraphError(400, "ErrorInvalidRequest", "The rule is read-only and cannot be modified.")
-    body = req.json_body
+    body = _strip_annotations(req.json_body)
     if not isinstance(body, dict):
         raise GraphError(400, "RequestBodyRead", "Invalid request body.")
     _validate_rule_body(t, u, body)
