@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from reports.evidence import evidence_sentence
-from reports.text import attack_url
+from reports.text import attack_url, is_hidden_char
 from scanner.snapshot import AccountSnapshot
 from scanner.store import Store
 
@@ -403,7 +403,9 @@ def account_view(
     first = min((v.first_seen for v in active if v.first_seen), default=None)
     upn = str(acc.get("upn") or acc.get("userPrincipalName") or "")
     display = (user.display_name if user is not None else None) or ""
-    search = " ".join([upn, display, *(v.title for v in views), *detectors, *techniques]).lower()
+    # Invisible characters are dropped from the search text, so "invoice" finds "in\u200bvoice".
+    search = "".join(ch for ch in " ".join([upn, display, *(v.title for v in views), *detectors, *techniques])
+                     if not is_hidden_char(ch)).lower()
     return AccountView(
         upn=upn, display_name=display, verdict=verdict, score=int(acc.get("score") or 0),
         privileged=bool(acc.get("privileged")), synced=user.on_premises_sync_enabled if user is not None else None,
