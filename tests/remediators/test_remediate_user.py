@@ -1,0 +1,173 @@
+"""``remediate --user X --yes`` end to end: simulator state after the run, idempotency, dry run, refusals, undo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from remhelpers import BENIGN_RULE, Scanned, plant_compromise, user_mailboxes
+
+from scanner.simulator import create_app, generate_tenant
+
+
+@pytest.fixture
+def scanned(tmp_path: Path) -> tuple[Scanned, str]:
+    tenant = generate_tenant(users=40, seed=5, scenarios=False)
+    upn = user_mailboxes(tenant, 1)[0]
+    plant_compromise(tenant, upn)
+    tenant.add_role(tenant.user(upn), "Exchange Administrator")
+    s = Scanned(tmp_path, tenant, create_app(tenant))
+    assert s.verdict(upn) == "compromised"
+    return s, upn
+
+
+def _rules(tenant: Any, upn: str) -> dict[str, Any]:
+    return {r.displayName: r for r in tenant.rules(tenant.user(upn)) if not r.system}
+
+
+def test_remediate_yes_secures_the_account(scanned: tuple[Scanned, str], tmp_path: Path) -> None:
+    s, upn = scanned
+    t = s.tenant
+    u = t.user(upn)
+    before_rules = {n: (r.isEnabled, dict(r.actions), dict(r.conditions)) for n, r in _rules(t, upn).items()}
+    res = s.remediate("--user", upn, "--yes", "--password-file", str(tmp_path / "pw.txt"))
+    assert res.exit_code == 0, res.output
+    assert u.sessions_revoked == 1
+    assert u.password_changed_at is not None and u.force_change_password is True
+    assert u.mailbox.forwarding_smtp is None and u.mailbox.forwarding_address is None
+    assert u.mailbox.deliver_and_forward is False
+    rules = _rules(t, upn)
+    assert rules["."].isEnabled is False
+    assert rules[".."].isEnabled is False and rules[".."].hidden  # the hidden one, through Exchange
+    assert rules[BENIGN_RULE].isEnabled is True
+    # Disabling sent only isEnabled: conditions and actions of the disabled rules are intact (evidence kept).
+    for name in (".", ".."):
+        assert (rules[name].actions, rules[name].conditions) == before_rules[name][1:]
+    assert not t.is_blocked(upn)
+    # Optional steps only when asked: the admin role is still there, the account still enabled.
+    assert t.roles_of(u) == ["Exchange Administrator"]
+    assert u.accountEnabled is True
+    # The hidden rule went through Disable-InboxRule, the visible one through a Graph PATCH of isEnabled only.
+    methods = [(m["method"], m["detail"]) for m in t.mutations_for(upn)]
+    assert any(m == "Disable-InboxRule" for m, _ in methods)
+    # Journal: every change has started -> applied -> verified rows, in the safe order, unblock last.
+    rows = s.journal(upn)
+    applied = [r["step"] for r in rows if r["status"] == "applied"]
+    assert applied[:2] == ["revoke_sessions", "reset_password"] and applied[-1] == "unblock_sending"
+    for r in rows:
+        if r["status"] == "applied":
+            statuses = [x["status"] for x in rows if x["action_id"] == r["action_id"]]
+            assert statuses == ["started", "applied", "verified"]
+
+
+def test_running_again_changes_nothing(scanned: tuple[Scanned, str], tmp_path: Path) -> None:
+    s, upn = scanned
+    assert s.remediate("--user", upn, "--yes", "--password-file", str(tmp_path / "pw.txt")).exit_code == 0
+    n = len(s.tenant.mutations)
+    res = s.remediate("--user", upn, "--yes", "--password-file", str(tmp_path / "pw.txt"))
+    assert res.exit_code == 0, res.output
+    assert len(s.tenant.mutations) == n
+    assert s.tenant.user(upn).sessions_revoked == 1
+    assert (tmp_path / "pw.txt").read_text().count("\n") == 1  # one password, not two
+
+
+def test_dry_run_changes_nothing(scanned: tuple[Scanned, str]) -> None:
+    s, upn = scanned
+    n = len(s.tenant.mutations)
+    res = s.remediate("--user", upn, "--dry-run")
+    assert res.exit_code == 0, res.output
+    assert "dry run" in res.output and "remove_forwarding" in res.output
+    assert len(s.tenant.mutations) == n
+    assert all(r["status"] in ("dry_run",) for r in s.journal(upn))
+
+
+def test_no_terminal_and_no_yes_refuses(scanned: tuple[Scanned, str]) -> None:
+    s, upn = scanned
+    n = len(s.tenant.mutations)
+    res = s.remediate("--user", upn)
+    assert res.exit_code == 2
+    assert "--yes" in res.output and "Traceback" not in res.output
+    assert len(s.tenant.mutations) == n
+
+
+def test_unknown_step_is_one_line_exit_2(scanned: tuple[Scanned, str]) -> None:
+    s, upn = scanned
+    res = s.remediate("--user", upn, "--step", "nuke_mailbox", "--yes")
+    assert res.exit_code == 2
+    assert res.output.strip().count("\n") == 0 and "unknown step 'nuke_mailbox'" in res.output
+
+
+def test_unknown_user_is_exit_2(scanned: tuple[Scanned, str]) -> None:
+    s, _ = scanned
+    res = s.remediate("--user", "nobody@contoso.com", "--yes")
+    assert res.exit_code == 2 and "no user" in res.output
+
+
+def _action(s: Scanned, upn: str, step: str) -> str:
+    return next(r["action_id"] for r in s.journal(upn) if r["step"] == step and r["status"] == "applied")
+
+
+def test_step_runs_exactly_the_named_steps(scanned: tuple[Scanned, str]) -> None:
+    s, upn = scanned
+    u = s.tenant.user(upn)
+    res = s.remediate("--user", upn, "--step", "block_sign_in", "--step", "disable_email_apps", "--yes")
+    assert res.exit_code == 0, res.output
+    assert u.accountEnabled is False
+    assert not any(u.mailbox.cas[k] for k in ("MAPIEnabled", "EwsEnabled", "ActiveSyncEnabled", "ImapEnabled",
+                                              "PopEnabled", "OWAEnabled"))
+    assert u.sessions_revoked == 0 and u.mailbox.forwarding_smtp  # nothing else was touched
+    assert s.undo(_action(s, upn, "block_sign_in")).exit_code == 0
+    assert u.accountEnabled is True
+    assert s.undo(_action(s, upn, "disable_email_apps")).exit_code == 0
+    assert all(u.mailbox.cas[k] for k in ("MAPIEnabled", "EwsEnabled", "ActiveSyncEnabled", "ImapEnabled",
+                                          "PopEnabled", "OWAEnabled"))
+
+
+def test_undo_restores_forwarding_and_rules(scanned: tuple[Scanned, str], tmp_path: Path) -> None:
+    s, upn = scanned
+    u = s.tenant.user(upn)
+    assert s.remediate("--user", upn, "--yes", "--password-file", str(tmp_path / "pw.txt")).exit_code == 0
+    res = s.undo(_action(s, upn, "remove_forwarding"))
+    assert res.exit_code == 0, res.output
+    assert u.mailbox.forwarding_smtp and u.mailbox.forwarding_smtp.lower().endswith("drop0@gmail.com")
+    for rid in [r["action_id"] for r in s.journal(upn) if r["step"] == "disable_rules" and r["status"] == "applied"]:
+        assert s.undo(rid).exit_code == 0
+    rules = _rules(s.tenant, upn)
+    assert rules["."].isEnabled and rules[".."].isEnabled
+    # Undo twice: says so, changes nothing.
+    n = len(s.tenant.mutations)
+    again = s.undo(_action(s, upn, "remove_forwarding"))
+    assert again.exit_code == 0 and "already undone" in again.output
+    assert len(s.tenant.mutations) == n
+
+
+def test_undo_refuses_irreversible_and_unknown(scanned: tuple[Scanned, str], tmp_path: Path) -> None:
+    s, upn = scanned
+    assert s.remediate("--user", upn, "--yes", "--password-file", str(tmp_path / "pw.txt")).exit_code == 0
+    res = s.undo(_action(s, upn, "reset_password"))
+    assert res.exit_code == 2 and "cannot be undone" in res.output
+    res = s.undo("doesnotexist")
+    assert res.exit_code == 2 and "no journaled action" in res.output
+
+
+def test_admin_roles_removed_when_asked(scanned: tuple[Scanned, str]) -> None:
+    s, upn = scanned
+    u = s.tenant.user(upn)
+    res = s.remediate("--user", upn, "--step", "remove_admin_roles", "--yes")
+    assert res.exit_code == 0, res.output
+    assert s.tenant.roles_of(u) == []
+    row = next(r for r in s.journal(upn) if r["step"] == "remove_admin_roles" and r["status"] == "started")
+    assert row["before"]["roleDefinitionId"] == "29232cdf-9323-42fd-ade2-1d097af3e4de"
+    assert row["before"]["directoryScopeId"] == "/"
+
+
+@pytest.mark.xfail(strict=True, reason="the simulator does not implement POST /roleManagement/directory/"
+                                       "roleAssignments yet (Graph does); remove this mark when it does")
+def test_admin_roles_restored_by_undo(scanned: tuple[Scanned, str]) -> None:
+    s, upn = scanned
+    u = s.tenant.user(upn)
+    assert s.remediate("--user", upn, "--step", "remove_admin_roles", "--yes").exit_code == 0
+    res = s.undo(_action(s, upn, "remove_admin_roles"))
+    assert res.exit_code == 0, res.output
+    assert s.tenant.roles_of(u) == ["Exchange Administrator"]
