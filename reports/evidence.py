@@ -123,6 +123,9 @@ _PY_STR = re.compile(_PY_STR_SRC)
 _SUMMARY_PART = re.compile(r"(?:^|;\s*)([A-Za-z]+)\s+((?:(?:" + _PY_STR_SRC + r")(?:,\s*)?)+)")
 
 
+_SIZE = re.compile(r"\bsize (\S+?)-(\S+?) KB")
+
+
 def parse_condition_summary(summary: str) -> dict[str, list[str]]:
     """The detectors' condition summary (``subjectContains 'invoice', 'wire'; fromAddresses 'a@b'``) back into
     key → values. Values are Python string literals; anything that does not parse is left out."""
@@ -148,7 +151,13 @@ def _conditions_phrase(ev: Ev) -> str:
     if isinstance(cond, str):
         if cond.startswith("(none"):
             return "all mail"
-        parsed = parse_condition_summary(cond)
+        parsed: dict[str, Any] = dict(parse_condition_summary(cond))
+        size = _SIZE.search(cond)
+        if size:
+            parsed["withinSizeRange"] = {"minimumSize": size.group(1), "maximumSize": size.group(2)}
+        for flag in ("isAutomaticReply", "isNonDeliveryReport"):
+            if f"{flag}=True" in cond:
+                parsed[flag] = True
         if not parsed:
             return f"mail matching {cond}"
         c = Ev(parsed)
@@ -169,7 +178,9 @@ def _conditions_phrase(ev: Ev) -> str:
         bits.append("that is a non-delivery report")
     size = c.get("withinSizeRange")
     if isinstance(size, Mapping) and size.get("minimumSize") is not None:
-        bits.append(f"of at least {size.get('minimumSize')} KB")
+        hi = size.get("maximumSize")
+        bits.append(f"between {size.get('minimumSize')} and {hi} KB in size" if hi not in (None, "None") else
+                    f"of at least {size.get('minimumSize')} KB")
     kws = ev.items("keywords", "matched_keywords")
     if not bits and kws:
         bits.append("matching " + join_words([q(w) for w in kws], "or"))
@@ -203,16 +214,35 @@ def _destinations(ev: Ev, a: Ev) -> list[str]:
         return out
     addrs = a.items("forwardTo") + a.items("redirectTo") + a.items("forwardAsAttachmentTo")
     if not addrs:
+        # The detectors' action summary: "forward to x@y.com (lookalike); move to RSS Feeds; mark as read".
+        for tok in _action_tokens(ev, lower=False):
+            m = _FWD_TOKEN.match(tok)
+            if m:
+                cls = (m.group(2) or "").lower()
+                like = ev.text("lookalike_of") if cls == "lookalike" else None
+                out.append(_s(m.group(1)) + (f", a look-alike of {_s(like)}" if like else
+                                             ", a look-alike domain" if cls == "lookalike" else
+                                             _CLASS_NOTE.get(cls, "")))
+        if out:
+            return out
+    if not addrs:
         addrs = ev.items("destination", "external_addresses", "addresses", "address")
     note = _destination_note(ev)
     return [_s(x) for x in addrs[:-1]] + [_s(addrs[-1]) + note] if addrs else []
 
 
-def _action_tokens(ev: Ev) -> set[str]:
+_FWD_TOKEN = re.compile(r"^(?:forward(?: as attachment)?|redirect) to (\S+?)(?: \(([a-z]+)\))?$", re.I)
+
+
+def _action_tokens(ev: Ev, lower: bool = True) -> list[str]:
     acts = ev.get("actions", "rule.actions")
     if isinstance(acts, str):
-        return {p.strip().lower() for p in acts.split(";")}
-    return set()
+        return [(p.strip().lower() if lower else p.strip()) for p in acts.split(";") if p.strip()]
+    return []
+
+
+_WELL_KNOWN_NAMES = {"Archive", "Conversation History", "Deleted Items", "Junk Email", "RSS Feeds",
+                     "RSS Subscriptions", "Notes", "Sync Issues", "Calendar", "Inbox", "Outbox", "Tasks", "Contacts"}
 
 
 def render_rule(detector: str, ev: Ev) -> str | None:
@@ -225,12 +255,20 @@ def render_rule(detector: str, ev: Ev) -> str | None:
     redirect = bool(a.get("redirectTo")) or any(t.startswith("redirect") for t in tokens)
     if targets:
         verbs.append(("Redirects " if redirect else "Forwards ") + what + " to " + join_words(targets))
-    folder = ev.text("folder", "move_to_folder_name", "folder_name", "target_folder")
-    if not folder and a.text("moveToFolder"):
+    folder = ev.get("folder", "move_to_folder_name", "folder_name", "target_folder")
+    if folder is None and isinstance(ev.data.get("folder"), str):
+        folder = ev.data["folder"]  # a blank name ("  ") is itself the point: keep it
+    if folder is None:
+        for tok in _action_tokens(ev, lower=False):
+            if tok.lower().startswith("move to "):
+                folder = tok[8:]
+    if folder is None and a.text("moveToFolder"):
         folder = f"an unresolved folder ({_s(a.text('moveToFolder'))[:24]})"
     if folder:
         kind = (ev.text("folder_kind") or "").lower()
-        where = _s(folder) + (" (an unresolved folder id)" if kind == "unresolved" else
+        well_known = ev.text("folder_well_known") or (str(folder) in _WELL_KNOWN_NAMES and kind != "custom")
+        name = _s(folder) if well_known else f"the folder {q(folder)}"
+        where = name + (" (an unresolved folder id)" if kind == "unresolved" else
                               ", which is not a mail folder" if kind == "nonmail" else "")
         verbs.append(("Moves " + what if not verbs else "moves it") + " to " + where)
     if a.flag("permanentDelete") or "permanently delete" in tokens:
@@ -259,6 +297,9 @@ def render_rule(detector: str, ev: Ev) -> str | None:
         extras.append("currently disabled")
     if "stop processing more rules" in tokens or a.flag("stopProcessingRules"):
         extras.append("stops later rules")
+    obf = ev.items("obfuscation")
+    if obf:
+        extras.append(join_words(obf))
     if extras:
         out += " (" + "; ".join(extras) + ")"
     return out + "."
@@ -270,11 +311,15 @@ def render_forwarding(detector: str, ev: Ev) -> str | None:
     if not addr:
         return None
     keep = ev.get("kept_copy", "deliver_to_mailbox_and_forward", "deliverToMailboxAndForward")
-    copy = " and keeps no copy in the mailbox" if keep is False else ""
+    note = _destination_note(ev)
+    copy = ("," if note else "") + " and keeps no copy in the mailbox" if keep is False else ""
     setting = ev.text("setting")
     via = f" (mailbox setting {setting})" if setting else ""
     verb = "Redirects" if keep is False else "Forwards"
-    return f"{verb} all mail to {_s(addr)}{_destination_note(ev)}{copy}{via}."
+    shared = ev.items("other_accounts")
+    tail = f"; {join_words([_s(x) for x in shared])} forward{'s' if len(shared) == 1 else ''} there too" if shared \
+        else ""
+    return f"{verb} all mail to {_s(addr)}{note}{copy}{via}{tail}."
 
 
 def render_auth_method(detector: str, ev: Ev) -> str | None:
@@ -309,22 +354,6 @@ def render_role(detector: str, ev: Ev) -> str | None:
         return None
     kind = ev.text("kind")
     return f"Holds the {_s(role)} directory role" + (f" ({kind})" if kind else "") + "."
-
-
-def render_oauth(detector: str, ev: Ev) -> str | None:
-    app = ev.text("app_display_name", "appDisplayName", "app", "app_name", "client_display_name", "app_id")
-    if not app:
-        return None
-    scopes = ev.items("scopes", "scope", "mail_scopes")
-    publisher = ev.text("verified_publisher", "publisher_name", "publisher")
-    s = f"Consented to the app {q(app)}"
-    s += f" (publisher {_s(publisher)})" if publisher else " (unverified publisher)" if "verified_publisher" in \
-        ev.data else ""
-    if scopes:
-        s += " with " + join_words([_s(x) for x in scopes[:8]])
-    if (ev.text("consent_type", "consentType") or "") == "AllPrincipals":
-        s += ", on behalf of every user in the tenant"
-    return s + "."
 
 
 def render_delegate(detector: str, ev: Ev) -> str | None:
@@ -364,20 +393,245 @@ def render_protocols(detector: str, ev: Ev) -> str | None:
     return None
 
 
+def _method_name(ev: Ev) -> str:
+    mtype = ev.text("method_type", "type", "methodType") or ""
+    label = ev.text("method")
+    friendly = _METHOD_NAMES.get(mtype)
+    if label and friendly:
+        extra = label.split(" ", 1)[1] if " " in label else ""
+        return f"{friendly}" + (f" ({_s(extra)})" if extra else "")
+    return _s(label) if label else (friendly or _s(mtype) or "sign-in method")
+
+
+_METHOD_NAMES = {
+    "phoneAuthenticationMethod": "phone", "microsoftAuthenticatorAuthenticationMethod": "Microsoft Authenticator",
+    "softwareOathAuthenticationMethod": "software OATH token", "fido2AuthenticationMethod": "FIDO2 security key",
+    "emailAuthenticationMethod": "email", "temporaryAccessPassAuthenticationMethod": "Temporary Access Pass",
+    "windowsHelloForBusinessAuthenticationMethod": "Windows Hello for Business",
+    "platformCredentialAuthenticationMethod": "platform credential", "passwordAuthenticationMethod": "password",
+}
+
+
+_LABEL_PREFIX = {"microsoftAuthenticator": "Microsoft Authenticator", "fido2": "FIDO2 security key",
+                 "phone": "phone", "softwareOath": "software OATH token", "email": "email",
+                 "temporaryAccessPass": "Temporary Access Pass", "windowsHelloForBusiness": "Windows Hello for Business",
+                 "platformCredential": "platform credential"}
+
+
+def _label(value: str) -> str:
+    """'microsoftAuthenticator Galaxy A14' → 'Microsoft Authenticator (Galaxy A14)'."""
+    head, _, rest = str(value).partition(" ")
+    name = _LABEL_PREFIX.get(head)
+    if name is None:
+        return _s(value)
+    return f"{name} ({_s(rest)})" if rest else name
+
+
+def _r_new_method(d: str, ev: Ev) -> str | None:
+    if not ev.get("method", "method_type"):
+        return None
+    s = f"A new {_method_name(ev)} sign-in method was registered"
+    when = ev.text("created", "created_date_time")
+    s += f" at {when}" if when else " since the last scan"
+    if ev.get("had_prior_methods") is True:
+        s += ", added next to the methods the user already had"
+    n = ev.get("new_count")
+    if isinstance(n, int) and n > 1:
+        s += f" ({n} new methods at once)"
+    return s + "."
+
+
+def _r_method_removed(d: str, ev: Ev) -> str | None:
+    if not ev.get("method", "method_type"):
+        return None
+    s = f"The {_method_name(ev)} sign-in method was removed since the last scan"
+    rep = ev.get("replaced")
+    if rep is True:
+        s += " (replaced by a similar one)"
+    return s + "."
+
+
+def _r_priv_method(d: str, ev: Ev) -> str | None:
+    roles = ev.items("roles")
+    added, removed = ev.items("added"), ev.items("removed")
+    if not (added or removed):
+        return None
+    parts = []
+    if added:
+        parts.append("added " + join_words([_label(x) for x in added]))
+    if removed:
+        parts.append("removed " + join_words([_label(x) for x in removed]))
+    who = f"holds {join_words([_s(r) for r in roles])}" if roles else "is privileged"
+    return f"Sign-in methods changed on an account that {who}: " + " and ".join(parts) + "."
+
+
+def _r_tap(d: str, ev: Ev) -> str | None:
+    usable = ev.get("is_usable")
+    s = "A Temporary Access Pass is " + ("usable now" if usable else "registered" if usable is None else
+                                         "registered (no longer usable)")
+    life = ev.get("lifetime_in_minutes")
+    if life:
+        s += f", valid for {life} minutes"
+    if ev.text("start"):
+        s += f" from {ev.text('start')}"
+    if ev.get("privileged"):
+        s += "; the account is privileged"
+    if ev.get("new_hire"):
+        s += "; the account is new (onboarding is the usual reason)"
+    return s + "."
+
+
+def _r_shared_phone(d: str, ev: Ev) -> str | None:
+    phone = ev.text("phone", "phone_number")
+    others = ev.items("other_accounts")
+    if not phone:
+        return None
+    return f"The sign-in phone {_s(phone)} is also registered on " + (
+        join_words([_s(o) for o in others]) if others else "other accounts") + "."
+
+
+def _r_app_password(d: str, ev: Ev) -> str | None:
+    protos = ev.items("protocols")
+    if protos:
+        return "Legacy mail protocols were turned on since the last scan: " + join_words([_s(p) for p in protos]) + "."
+    sig = ev.text("signal")
+    return (sig[0].upper() + sig[1:] + ".") if sig else None
+
+
+def _r_oauth(d: str, ev: Ev) -> str | None:
+    app = ev.text("app", "app_display_name", "appDisplayName", "app_name", "app_id")
+    if not app:
+        return None
+    s = f"Consented to the app {q(app)}"
+    pub = ev.text("verified_publisher")
+    if pub:
+        s += f" (verified publisher {_s(pub)})"
+    elif "verified_publisher" in ev.data:
+        named = ev.text("publisher", "publisher_name")
+        s += f" (publisher {q(named)}, not verified)" if named else " (unverified publisher)"
+    scopes = ev.items("mail_scopes") or ev.items("scopes", "scope")
+    if scopes:
+        s += ", which can use " + join_words([_s(x) for x in scopes[:8]])
+    if ev.get("offline_access") is True:
+        s += " with offline access (a refresh token that outlives a password reset)"
+    if (ev.text("consent_type", "consentType") or "") == "AllPrincipals" or ev.get("tenant_wide") is True:
+        s += ", on behalf of every user in the tenant"
+    if ev.get("tool"):
+        s += "; this app is known BEC mailbox-export tooling"
+    return s + "."
+
+
+def _r_role_new(d: str, ev: Ev) -> str | None:
+    role = ev.text("role", "role_name")
+    if not role:
+        return None
+    s = f"Was given the {_s(role)} role since the last scan"
+    if ev.get("via_group"):
+        s += " (through a group)"
+    if ev.text("job_title_mismatch"):
+        s += f", which does not fit the job title {q(ev.text('job_title_mismatch'))}"
+    return s + "."
+
+
+def _r_guest_priv(d: str, ev: Ev) -> str | None:
+    role = ev.text("role")
+    return f"A guest account holds the {_s(role)} role." if role else None
+
+
+def _r_priv_backdoor(d: str, ev: Ev) -> str | None:
+    roles, found = ev.items("roles"), ev.items("backdoors")
+    if not found:
+        return None
+    return (f"An account that holds {join_words([_s(r) for r in roles]) or 'a privileged role'} also carries "
+            + join_words([_s(x) for x in found]) + ".")
+
+
+def _r_disabled(d: str, ev: Ev) -> str | None:
+    found = ev.items("artefacts")
+    if not found:
+        return None
+    return "The account is disabled, yet it still carries " + join_words([_s(x) for x in found]) + "."
+
+
+def _r_protected(d: str, ev: Ev) -> str | None:
+    ch = ev.get("changes")
+    if isinstance(ch, Mapping) and ch:
+        return "A protected (break-glass) account changed since the last scan: " + join_words(
+            [str(k) for k in ch]) + "."
+    if isinstance(ch, list) and ch:
+        return "A protected (break-glass) account changed since the last scan: " + join_words(
+            [_s(x) for x in ch]) + "."
+    return None
+
+
+def _r_contact(d: str, ev: Ev) -> str | None:
+    f = ev.text("field")
+    linked = ev.items("linked_to")
+    tail = f"; the same value appears on {join_words([_s(x) for x in linked])}" if linked else ""
+    if f == "otherMails" and ev.text("added"):
+        free = ", a free-mail address" if ev.get("freemail") else ""
+        return f"The alternate e-mail address {_s(ev.text('added'))}{free} was added since the last scan{tail}."
+    if f and ev.get("new") is not None:
+        old = ev.text("old")
+        return f"{_s(f)} changed" + (f" from {_s(old)}" if old else "") + f" to {_s(ev.text('new'))}{tail}."
+    return None
+
+
+def _r_delegate(d: str, ev: Ev) -> str | None:
+    who = ev.text("trustee_address", "trustee")
+    if not who:
+        return None
+    s = f"{_s(who)} has {_s(ev.text('access_right') or 'access')} on this mailbox"
+    if ev.get("guest_or_external") or ev.get("trustee_is_guest"):
+        s += "; the delegate is a guest or outside the organisation"
+    if ev.get("new") is True:
+        s += " (new since the last scan)"
+    return s + "."
+
+
+def _r_volume(d: str, ev: Ev) -> str | None:
+    n = ev.get("sent_last_24h")
+    if n is None:
+        return None
+    base = ev.get("baseline_median")
+    return f"Sent {n} messages in the last 24 hours" + (
+        f", against a usual {base}" if base is not None else " with no earlier baseline") + "."
+
+
+def _r_blocked(d: str, ev: Ev) -> str | None:
+    n = ev.get("sent_last_24h")
+    return "Microsoft has restricted this account from sending mail (outbound spam limits)" + (
+        f" after {n} messages in the last 24 hours" if n else "") + "."
+
+
+# Exact detector ids first (the catalogue as it stands), then the families below for ids added later.
+SPECIFIC: dict[str, Renderer] = {
+    "auth.new_method": _r_new_method, "auth.method_removed": _r_method_removed,
+    "auth.privileged_method_change": _r_priv_method, "auth.temporary_access_pass": _r_tap,
+    "auth.shared_phone": _r_shared_phone, "auth.app_password_legacy_auth": _r_app_password,
+    "oauth.known_bec_tool": _r_oauth, "oauth.mail_consent_unverified_app": _r_oauth,
+    "oauth.tenant_wide_mail_grant": _r_oauth, "roles.privileged_role_new": _r_role_new,
+    "roles.guest_privileged": _r_guest_priv, "roles.privileged_account_backdoor": _r_priv_backdoor,
+    "account.disabled_account_backdoor": _r_disabled, "account.protected_account_change": _r_protected,
+    "contact.contact_info_changed": _r_contact, "delegates.new_mailbox_delegate": _r_delegate,
+    "sending.volume_spike": _r_volume, "sending.blocked_from_sending": _r_blocked,
+}
+
+
 # Detector id → renderer: the first entry whose tokens all occur in the id wins (ids describe the bad state).
 FAMILIES: list[tuple[tuple[str, ...], Renderer]] = [
     (("rule",), render_rule),
     (("forward",), render_forwarding),
-    (("temporary_access",), lambda d, ev: render_auth_method(d, ev)),
+    (("temporary_access",), _r_tap),
     (("auth",), lambda d, ev: render_auth_method(d, ev)),
     (("mfa",), lambda d, ev: render_auth_method(d, ev)),
     (("method",), lambda d, ev: render_auth_method(d, ev)),
     (("role",), lambda d, ev: render_role(d, ev)),
     (("admin",), lambda d, ev: render_role(d, ev)),
-    (("oauth",), lambda d, ev: render_oauth(d, ev)),
-    (("consent",), lambda d, ev: render_oauth(d, ev)),
-    (("grant",), lambda d, ev: render_oauth(d, ev)),
-    (("app",), lambda d, ev: render_oauth(d, ev)),
+    (("oauth",), _r_oauth),
+    (("consent",), _r_oauth),
+    (("grant",), _r_oauth),
+    (("app",), _r_oauth),
     (("delegat",), lambda d, ev: render_delegate(d, ev)),
     (("permission",), lambda d, ev: render_delegate(d, ev)),
     (("send",), lambda d, ev: render_sending(d, ev)),
@@ -422,6 +676,14 @@ def evidence_sentence(detector: str, evidence: Mapping[str, Any] | None) -> str:
     if explicit and isinstance(ev.get("summary", "description", "sentence"), str):
         return explicit
     det = (detector or "").lower()
+    fn0 = SPECIFIC.get(det)
+    if fn0 is not None:
+        try:
+            out0 = fn0(det, ev)
+        except (TypeError, ValueError, AttributeError, KeyError):
+            out0 = None
+        if out0:
+            return out0
     for keys, fn in FAMILIES:
         if all(k in det for k in keys):
             try:

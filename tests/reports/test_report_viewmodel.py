@@ -40,7 +40,7 @@ def test_mailbox_forward_to_lookalike_reads_as_a_sentence() -> None:
         "(mailbox setting ForwardingSmtpAddress).")
     ev["kept_copy"] = False
     assert evidence_sentence("mail.mailbox_external_forward", ev).startswith(
-        "Redirects all mail to j.doe@contoso-payments.com, a look-alike of contoso.com and keeps no copy")
+        "Redirects all mail to j.doe@contoso-payments.com, a look-alike of contoso.com, and keeps no copy")
 
 
 def test_rule_forward_with_graph_shaped_evidence() -> None:
@@ -230,3 +230,41 @@ def test_new_since_last_scan_and_trend_over_two_scans(tmp_path) -> None:
     assert not m.summary.first_scan
     assert m.summary.new_accounts == ("b@contoso.com",) and m.summary.new_findings == 1
     assert m.trend_scans == 2 and len(m.severity_chart.bars) == 2
+
+
+def test_detector_catalogue_evidence_shapes_read_as_sentences() -> None:
+    """Evidence as the current detectors write it (summary strings, not Graph dicts)."""
+    assert evidence_sentence("mail.inbox_rule_external_forward", {
+        "rule_name": ".", "conditions": "bodyOrSubjectContains 'invoice', 'wire'",
+        "actions": "forward to billing@contoso-payments.com (lookalike); move to RSS Feeds; mark as read",
+        "destinations": [{"destination": "billing@contoso-payments.com", "domain_class": "lookalike",
+                          "lookalike_of": "contoso.com"}]}) == (
+        "Forwards mail whose subject or body contains 'invoice' or 'wire' to billing@contoso-payments.com, a "
+        "look-alike of contoso.com, moves it to RSS Feeds, and marks it as read (rule '.').")
+    assert evidence_sentence("mail.inbox_rule_hidden", {
+        "rule_name": "Microsoft.Exchange.Sync", "conditions": "(none: applies to every message)", "hidden": True,
+        "actions": "forward to accounts@c0ntoso.com (lookalike)"}) == (
+        "Forwards all mail to accounts@c0ntoso.com, a look-alike domain (rule 'Microsoft.Exchange.Sync'; hidden: "
+        "only Exchange shows it, not Outlook or Graph).")
+    assert evidence_sentence("mail.inbox_rule_targets_person", {
+        "rule_name": "it", "conditions": "senderContains 'helpdesk'", "actions": "move to  ; mark as read",
+        "folder": " ", "folder_kind": "lowvis"}) == \
+        "Moves mail whose sender contains 'helpdesk' to the folder ' ' and marks it as read (rule 'it')."
+    assert evidence_sentence("auth.privileged_method_change", {
+        "roles": ["Global Administrator"], "added": ["microsoftAuthenticator Galaxy A14"], "removed": []}) == \
+        "Sign-in methods changed on an account that holds Global Administrator: added Microsoft Authenticator " \
+        "(Galaxy A14)."
+    assert evidence_sentence("oauth.known_bec_tool", {
+        "app": "PerfectData Software", "publisher": "PerfectData Software", "verified_publisher": None,
+        "mail_scopes": ["EWS.AccessAsUser.All"], "offline_access": True, "tool": "perfectdata"}) == (
+        "Consented to the app 'PerfectData Software' (publisher 'PerfectData Software', not verified), which can "
+        "use EWS.AccessAsUser.All with offline access (a refresh token that outlives a password reset); this app "
+        "is known BEC mailbox-export tooling.")
+    assert evidence_sentence("sending.blocked_from_sending", {"blocked_from_sending": True, "sent_last_24h": 900}) == \
+        "Microsoft has restricted this account from sending mail (outbound spam limits) after 900 messages in the " \
+        "last 24 hours."
+    assert evidence_sentence("mail.forward_destination_shared", {
+        "destination": "accounts@c0ntoso.com", "domain_class": "lookalike", "lookalike_of": "contoso.com",
+        "other_accounts": ["isaiah.langer@contoso.com"]}) == (
+        "Forwards all mail to accounts@c0ntoso.com, a look-alike of contoso.com; isaiah.langer@contoso.com "
+        "forwards there too.")
