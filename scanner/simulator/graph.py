@@ -452,14 +452,14 @@ def mailbox_settings(t: Tenant, req: Req, u: User):
 
 
 FOLDER_PROPS = {"id", "displayName", "parentFolderId", "childFolderCount", "unreadItemCount", "totalItemCount",
-                "isHidden", "sizeInBytes"}
+                "isHidden"}
 
 
 def folder_json(t: Tenant, u: User, f: Folder, sel: list[str] | None) -> dict:
     folders = t.folders(u)
     d = {"id": f.id, "displayName": f.displayName, "parentFolderId": f.parentFolderId,
          "childFolderCount": sum(1 for x in folders.values() if x.parentFolderId == f.id and x.is_mail),
-         "unreadItemCount": f.unreadItemCount, "totalItemCount": f.totalItemCount, "sizeInBytes": f.totalItemCount * 48_213,
+         "unreadItemCount": f.unreadItemCount, "totalItemCount": f.totalItemCount,
          "isHidden": f.isHidden}
     if sel:
         d = {k: v for k, v in d.items() if k in sel or k == "id"}
@@ -1004,14 +1004,16 @@ def grant_item(t: Tenant, req: Req, gid: str):
     return 200, {"@odata.context": f"{req.base}/v1.0/$metadata#oauth2PermissionGrants/$entity", **g}
 
 
-SP_PUBLIC = ("id", "appId", "displayName", "accountEnabled", "appOwnerOrganizationId", "appDisplayName", "publisherName",
+SP_PUBLIC = ("id", "appId", "displayName", "accountEnabled", "appOwnerOrganizationId", "appDisplayName",
              "servicePrincipalType", "signInAudience", "tags", "homepage", "replyUrls", "verifiedPublisher", "appRoles",
-             "oauth2PermissionScopes", "createdDateTime")
+             "oauth2PermissionScopes", "servicePrincipalNames", "appRoleAssignmentRequired", "description", "notes")
 
 
 def sp_json(sp: dict, sel: list[str] | None) -> dict:
     d = {k: sp.get(k) for k in SP_PUBLIC}
     d["deletedDateTime"] = None
+    d["servicePrincipalNames"] = [sp["appId"]]
+    d["appRoleAssignmentRequired"] = False
     if sel:
         d = {k: v for k, v in d.items() if k in sel or k == "id"}
     return d
