@@ -196,6 +196,18 @@ class RuleView:
         return "; ".join(parts)
 
 
+def recipients(actions: Any, key: str) -> list[str]:
+    """SMTP addresses of a forward/redirect action, tolerating malformed values (a string, junk types)."""
+    if not isinstance(actions, Mapping):
+        return []
+    value = actions.get(key)
+    if isinstance(value, str | dict):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        return []
+    return [a for a in (address_of(v) for v in value) if a]
+
+
 def is_automated_sender(s: str) -> bool:
     s = s.lower()
     local, _, dom = s.partition("@")
@@ -346,9 +358,8 @@ def analyse(rule: InboxRule, account: AccountSnapshot, ctx: ScanContext,
     dests: list[DomainVerdict] = []
     seen: set[str] = set()
     for key in FORWARD_ACTIONS:
-        for r in acts.get(key) or ():
-            a = address_of(r)
-            if a and a not in seen:
+        for a in recipients(acts, key):
+            if a not in seen:
                 seen.add(a)
                 dests.append(classify(a, ctx.tenant.domains, ctx.allowlist, ctx.now))
     raw_keywords: list[str] = []

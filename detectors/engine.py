@@ -49,6 +49,7 @@ from detectors._model import (
     Severity,
     TenantFacts,
 )
+from detectors._rules import FORWARD_ACTIONS, recipients
 from detectors.verdict import decide
 from scanner.snapshot import AccountSnapshot, NotCollectedError, TenantInfo
 
@@ -212,11 +213,8 @@ class FactsBuilder:
         for r in acc.get("inbox_rules") or ():
             if not r.is_enabled:
                 continue
-            for key in ("forwardTo", "forwardAsAttachmentTo", "redirectTo"):
-                for rec in (r.actions or {}).get(key) or ():
-                    a = address_of(rec)
-                    if a:
-                        addrs.append(a)
+            for key in FORWARD_ACTIONS:
+                addrs.extend(recipients(r.actions, key))
         for a in set(addrs):
             if classify(a, self.tenant.domains).external:
                 self.destinations[a].add(upn)

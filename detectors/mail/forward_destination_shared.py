@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from detectors._common import suppressed
 from detectors._domains import address_of, classify
 from detectors._model import DetectorMeta, Finding, ScanContext, Severity, make_finding
+from detectors._rules import FORWARD_ACTIONS, recipients
 from scanner.snapshot import AccountSnapshot, NotCollectedError
 
 META = DetectorMeta(
@@ -41,11 +42,8 @@ def _destinations(account: AccountSnapshot) -> set[str]:
                 out.add(a)
     for r in rules or ():
         if r.is_enabled:
-            for key in ("forwardTo", "forwardAsAttachmentTo", "redirectTo"):
-                for rec in (r.actions or {}).get(key) or ():
-                    a = address_of(rec)
-                    if a:
-                        out.add(a)
+            for key in FORWARD_ACTIONS:
+                out.update(recipients(r.actions, key))
     return out
 
 

@@ -52,7 +52,7 @@ def bec_tool(g: OAuthGrant) -> tuple[str, str] | None:
     if not name:
         return None
     for key, tech in BEC_TOOLS.items():
-        if key in name:
+        if fold(key) in name:
             return key, tech
     return None
 

@@ -1,0 +1,227 @@
+"""Per-detector cases as data: (detector id, case name, spec for tests.detectors.builders, expected).
+
+``expected`` is True (the detector fires, unsuppressed), False (silent), or "suppressed" (fires, allow-listed).
+Every detector needs at least one firing and one silent case (a meta-test checks it); silent cases are benign
+look-alikes of the firing ones wherever possible.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FWD = lambda *a: {"forwardTo": list(a)}  # noqa: E731
+
+CASES: list[tuple[str, str, dict[str, Any], Any]] = [
+    # --- mailbox forwarding
+    ("mail.mailbox_external_forward", "gmail forward", {"forwarding": {"forwarding_smtp_address": "smtp:x@gmail.com",
+                                                                       "deliver_to_mailbox_and_forward": True}}, True),
+    ("mail.mailbox_external_forward", "lookalike forward via mail contact", {"forwarding": {
+        "forwarding_address": "Payments", "forwarding_address_resolved": "ap@contoso-payments.com"}}, True),
+    ("mail.mailbox_external_forward", "internal subdomain forward", {"forwarding": {
+        "forwarding_smtp_address": "smtp:bob@eu.contoso.com", "deliver_to_mailbox_and_forward": True}}, False),
+    ("mail.mailbox_external_forward", "leaver forward to manager", {"user": {"account_enabled": False}, "forwarding": {
+        "forwarding_address": "Manager", "forwarding_address_resolved": "manager@contoso.com",
+        "deliver_to_mailbox_and_forward": True}}, False),
+    ("mail.mailbox_external_forward", "allow-listed partner", {"forwarding": {
+        "forwarding_smtp_address": "books@partner-accounting.com"},
+        "allowlist": {"forwarding_domains": [{"value": "partner-accounting.com", "reason": "outsourced AP"}]}},
+     "suppressed"),
+    # --- rule forward
+    ("mail.inbox_rule_external_forward", "rule forwards to gmail", {"rules": [{"displayName": "fw",
+                                                                              "actions": FWD("x@gmail.com")}]}, True),
+    ("mail.inbox_rule_external_forward", "suffix lookalike hr-contoso", {"rules": [{"actions": FWD("a@hr-contoso.com")}]},
+     True),
+    ("mail.inbox_rule_external_forward", "assistant internal", {"rules": [{"actions": FWD("assistant@contoso.com")}]},
+     False),
+    ("mail.inbox_rule_external_forward", "zendesk allow-listed", {"rules": [{"actions": FWD(
+        "support@contoso.zendesk.com")}], "allowlist": {"forwarding_addresses": ["support@contoso.zendesk.com"]}},
+     "suppressed"),
+    # --- campaign
+    ("mail.forward_destination_shared", "same gmail on two mailboxes", {
+        "forwarding": {"forwarding_smtp_address": "drop@gmail.com"},
+        "others": [{"upn": "bob@contoso.com", "rules": [{"actions": FWD("drop@gmail.com")}]}]}, True),
+    ("mail.forward_destination_shared", "destination on one mailbox only", {
+        "forwarding": {"forwarding_smtp_address": "drop@gmail.com"},
+        "others": [{"upn": "bob@contoso.com"}]}, False),
+    # --- hidden folder
+    ("mail.inbox_rule_hidden_folder_move", "RSS + mark read", {"rules": [{"conditions": {"subjectContains": ["re:"]},
+                                                                         "actions": {"moveToFolder": "RSS Feeds",
+                                                                                     "markAsRead": True}}]}, True),
+    ("mail.inbox_rule_hidden_folder_move", "unresolvable folder id", {"rules": [{
+        "conditions": {"fromAddresses": ["cfo@contoso.com"]}, "actions": {"moveToFolder": "AAMkAGI2-unknown"}}]}, True),
+    ("mail.inbox_rule_hidden_folder_move", "custom Invoices folder", {"rules": [{
+        "conditions": {"subjectContains": ["invoice"]}, "actions": {"moveToFolder": "Invoices", "markAsRead": True}}]},
+     False),
+    # --- delete
+    ("mail.inbox_rule_deletes_mail", "permanent delete from a person", {"rules": [{
+        "conditions": {"fromAddresses": ["jane@vendor.com"]}, "actions": {"permanentDelete": True}}]}, True),
+    ("mail.inbox_rule_deletes_mail", "delete newsletter", {"rules": [{
+        "conditions": {"fromAddresses": ["newsletter@shop.com"]}, "actions": {"delete": True}}]}, False),
+    # --- mark read
+    ("mail.inbox_rule_marks_read", "mark read from a person", {"rules": [{
+        "conditions": {"fromAddresses": ["jane@vendor.com"]}, "actions": {"markAsRead": True}}]}, True),
+    ("mail.inbox_rule_marks_read", "mark read notifications", {"rules": [{
+        "conditions": {"fromAddresses": ["notifications@github.com"]}, "actions": {"markAsRead": True}}]}, False),
+    # --- security keywords
+    ("mail.inbox_rule_security_keywords", "delete hacked", {"rules": [{
+        "conditions": {"bodyOrSubjectContains": ["hacked", "phishing"]}, "actions": {"delete": True}}]}, True),
+    ("mail.inbox_rule_security_keywords", "Cyrillic-folded keyword", {"rules": [{
+        "conditions": {"subjectContains": ["h\u0430cked"]}, "actions": {"moveToFolder": "Junk Email"}}]}, True),
+    ("mail.inbox_rule_security_keywords", "SOC files reported phish", {"rules": [{
+        "conditions": {"subjectContains": ["phishing report"]}, "actions": {"moveToFolder": "Reported phish"}}]}, False),
+    ("mail.inbox_rule_security_keywords", "delete [SPAM] tag", {"rules": [{
+        "conditions": {"subjectContains": ["[SPAM]"]}, "actions": {"delete": True}}]}, False),
+    # --- financial
+    ("mail.inbox_rule_financial_keywords", "forward invoices to gmail", {"rules": [{
+        "conditions": {"subjectContains": ["invoice", "wire transfer"]}, "actions": FWD("ap.team@gmail.com")}]}, True),
+    ("mail.inbox_rule_financial_keywords", "AP files invoices", {"rules": [{
+        "conditions": {"subjectContains": ["invoice"]}, "actions": {"moveToFolder": "Invoices", "markAsRead": True}}]},
+     False),
+    # --- match-all
+    ("mail.inbox_rule_match_all", "NUL body condition", {"rules": [{
+        "conditions": {"bodyContains": ["\u0000"]}, "actions": {"moveToFolder": "Archive", "markAsRead": True}}]}, True),
+    ("mail.inbox_rule_match_all", "zero-width keyword", {"rules": [{
+        "conditions": {"subjectContains": ["in\u200bvoice"]}, "actions": {"delete": True}}]}, True),
+    ("mail.inbox_rule_match_all", "tiny size range", {"rules": [{
+        "conditions": {"withinSizeRange": {"minimumSize": 0, "maximumSize": 999999}}, "actions": FWD("x@gmail.com")}]},
+     True),
+    ("mail.inbox_rule_match_all", "vowel list", {"rules": [{
+        "conditions": {"bodyOrSubjectContains": ["a;e;i;o;u"]}, "actions": {"delete": True}}]}, True),
+    ("mail.inbox_rule_match_all", "empty conditions forward gmail", {"rules": [{"actions": FWD("x@gmail.com")}]}, True),
+    ("mail.inbox_rule_match_all", "vacation internal forward", {"rules": [{"actions": FWD("cover@contoso.com")}]},
+     False),
+    ("mail.inbox_rule_match_all", "big attachments to folder", {"rules": [{
+        "conditions": {"withinSizeRange": {"minimumSize": 5000, "maximumSize": 100000}},
+        "actions": {"moveToFolder": "HR"}}]}, False),
+    # --- junk name
+    ("mail.inbox_rule_junk_name", "dot rule deletes", {"rules": [{"displayName": ".",
+                                                                  "conditions": {"subjectContains": ["payment"]},
+                                                                  "actions": {"delete": True}}]}, True),
+    ("mail.inbox_rule_junk_name", "zero-width name", {"rules": [{"displayName": "\u200b\u200b",
+                                                                 "actions": {"moveToFolder": "RSS Subscriptions"},
+                                                                 "conditions": {"subjectContains": ["x"]}}]}, True),
+    ("mail.inbox_rule_junk_name", "dash rule files HR", {"rules": [{"displayName": "-",
+                                                                    "conditions": {"subjectContains": ["HR"]},
+                                                                    "actions": {"moveToFolder": "HR"}}]}, False),
+    # --- targets person
+    ("mail.inbox_rule_targets_person", "delete mail from CFO", {"rules": [{
+        "conditions": {"fromAddresses": ["cfo@contoso.com"]}, "actions": {"delete": True}}]}, True),
+    ("mail.inbox_rule_targets_person", "hide help desk", {"rules": [{
+        "conditions": {"senderContains": ["helpdesk"]}, "actions": {"moveToFolder": "Conversation History"}}]}, True),
+    ("mail.inbox_rule_targets_person", "manager to Boss folder", {"rules": [{
+        "conditions": {"fromAddresses": ["manager@contoso.com"]}, "actions": {"moveToFolder": "Boss"}}]}, False),
+    # --- suppresses notifications
+    ("mail.inbox_rule_suppresses_notifications", "delete NDRs", {"rules": [{
+        "conditions": {"isNonDeliveryReport": True}, "actions": {"delete": True}}]}, True),
+    ("mail.inbox_rule_suppresses_notifications", "hide MFA mail", {"rules": [{
+        "conditions": {"subjectContains": ["security info", "new sign-in"]}, "actions": {"moveToFolder": "Archive"}}]},
+     True),
+    ("mail.inbox_rule_suppresses_notifications", "admin files alerts", {"rules": [{
+        "conditions": {"subjectContains": ["unusual sign-in"]}, "actions": {"moveToFolder": "Alerts"}}]}, False),
+    # --- hidden rule
+    ("mail.inbox_rule_hidden", "hidden MAPI rule", {"rules": [{"displayName": "x1", "hidden": True,
+                                                               "actions": {"markAsRead": True}}]}, True),
+    ("mail.inbox_rule_hidden", "system junk rule", {"rules": [{"displayName": "Junk E-mail Rule", "hidden": True,
+                                                               "actions": {"moveToFolder": "Junk Email"}}]}, False),
+    # --- auth
+    ("auth.new_method", "phone added 3h ago", {"methods": [{"id": "m-new", "phone_number": "+44 7700 900123",
+                                                            "created_hours_ago": 3}]}, True),
+    ("auth.new_method", "phone without timestamp first seen", {"has_previous": True, "methods": [
+        {"id": "m-new", "phone_number": "+44 7700 900123"}]}, True),
+    ("auth.new_method", "old phone", {"methods": [{"id": "m-old", "phone_number": "+1 555 0100",
+                                                   "created_hours_ago": 24 * 300}]}, False),
+    ("auth.shared_phone", "same phone as bob", {"methods": [{"id": "m-p", "phone_number": "+44 7700 900999"}],
+                                                "others": [{"upn": "bob@contoso.com", "methods": [
+                                                    {"id": "m-b", "phone_number": "+447700900999"}]}]}, True),
+    ("auth.shared_phone", "unique phone", {"methods": [{"id": "m-p", "phone_number": "+44 7700 900999"}],
+                                           "others": [{"upn": "bob@contoso.com"}]}, False),
+    ("auth.temporary_access_pass", "usable TAP", {"methods": [{"id": "m-tap", "method_type":
+                                                               "temporaryAccessPassAuthenticationMethod",
+                                                               "is_usable": True, "created_hours_ago": 2}]}, True),
+    ("auth.temporary_access_pass", "expired TAP", {"methods": [{"id": "m-tap", "method_type":
+                                                                "temporaryAccessPassAuthenticationMethod",
+                                                                "is_usable": False, "created_hours_ago": 200}]}, False),
+    ("auth.method_removed", "authenticator removed", {"has_previous": True, "remove_methods": ["m-app"]}, True),
+    ("auth.method_removed", "nothing removed", {"has_previous": True}, False),
+    ("auth.privileged_method_change", "GA adds phone", {"roles": ["Global Administrator"], "has_previous": True,
+                                                        "previous": {"roles": ["Global Administrator"]},
+                                                        "methods": [{"id": "m-n", "phone_number": "+7 900 1234567",
+                                                                     "created_hours_ago": 5}]}, True),
+    ("auth.privileged_method_change", "non-admin adds phone", {"methods": [{"id": "m-n", "phone_number":
+                                                                            "+7 900 1234567", "created_hours_ago": 5}]},
+     False),
+    ("auth.app_password_legacy_auth", "new app password", {"has_previous": True, "registration": {
+        "methods_registered": ["microsoftAuthenticatorPush", "appPassword"]}}, True),
+    ("auth.app_password_legacy_auth", "IMAP switched on", {"has_previous": True, "protocols": {"imap_enabled": True}},
+     True),
+    ("auth.app_password_legacy_auth", "no app password", {"has_previous": True}, False),
+    # --- roles
+    ("roles.privileged_role_new", "new Exchange admin", {"has_previous": True, "roles": [
+        {"role_name": "Exchange Administrator", "role_template_id": "29232cdf-9323-42fd-ade2-1d097af3e4de"}]}, True),
+    ("roles.privileged_role_new", "eligible only", {"has_previous": True, "roles": [
+        {"role_name": "Exchange Administrator", "kind": "eligible"}]}, False),
+    ("roles.privileged_role_new", "standing role first scan", {"roles": ["Global Administrator"]}, False),
+    ("roles.privileged_account_backdoor", "GA forwards to gmail", {"roles": ["Global Administrator"], "forwarding": {
+        "forwarding_smtp_address": "x@gmail.com"}}, True),
+    ("roles.privileged_account_backdoor", "GA with newsletter rule", {"roles": ["Global Administrator"]}, False),
+    ("roles.guest_privileged", "guest GA", {"user": {"user_type": "Guest"}, "roles": ["Global Administrator"]}, True),
+    ("roles.guest_privileged", "guest without role", {"user": {"user_type": "Guest"}}, False),
+    # --- oauth
+    ("oauth.mail_consent_unverified_app", "unverified Mail.ReadWrite offline", {"grants": [{
+        "app_display_name": "Mail Helper Pro", "scopes": ["Mail.ReadWrite", "offline_access", "User.Read"]}]}, True),
+    ("oauth.mail_consent_unverified_app", "User.Read only", {"grants": [{"app_display_name": "Zoom",
+                                                                          "scopes": ["User.Read", "openid"]}]}, False),
+    ("oauth.mail_consent_unverified_app", "Microsoft first party", {"grants": [{
+        "app_display_name": "Microsoft Teams", "app_owner_organization_id": "f8cdef31-a31e-4b4a-93e4-5f571e91255a",
+        "scopes": ["Mail.ReadWrite", "offline_access"]}]}, False),
+    ("oauth.known_bec_tool", "PerfectData", {"grants": [{"app_display_name": "PerfectData Software",
+                                                          "scopes": ["EWS.AccessAsUser.All", "offline_access"]}]}, True),
+    ("oauth.known_bec_tool", "eM Client sanctioned", {"grants": [{"app_display_name": "eM Client", "app_id": "em-1",
+                                                                  "scopes": ["IMAP.AccessAsUser.All"]}],
+                                                      "allowlist": {"apps": [{"value": "em-1", "reason": "Linux"}]}},
+     "suppressed"),
+    ("oauth.known_bec_tool", "Boomerang", {"grants": [{"app_display_name": "Boomerang for Outlook",
+                                                       "scopes": ["Mail.ReadWrite"]}]}, False),
+    ("oauth.tenant_wide_mail_grant", "AllPrincipals Mail.Read", {"grants": [{
+        "app_display_name": "Archiver X", "consent_type": "AllPrincipals", "scopes": ["Mail.Read"]}]}, True),
+    ("oauth.tenant_wide_mail_grant", "AllPrincipals User.Read", {"grants": [{
+        "app_display_name": "SSO App", "consent_type": "AllPrincipals", "scopes": ["User.Read"]}]}, False),
+    # --- delegates
+    ("delegates.new_mailbox_delegate", "guest FullAccess", {"delegates": [{
+        "trustee": "evil_gmail.com#EXT#", "access_right": "FullAccess", "trustee_is_guest": True}]}, True),
+    ("delegates.new_mailbox_delegate", "new internal SendAs", {"has_previous": True, "delegates": [{
+        "trustee": "Bob", "trustee_address": "bob@contoso.com", "access_right": "SendAs"}]}, True),
+    ("delegates.new_mailbox_delegate", "standing assistant", {"previous": {"delegates": [{
+        "trustee": "Ann", "trustee_address": "ann@contoso.com", "access_right": "FullAccess"}]}, "delegates": [{
+            "trustee": "Ann", "trustee_address": "ann@contoso.com", "access_right": "FullAccess"}]}, False),
+    ("delegates.new_mailbox_delegate", "shared mailbox delegate", {"user": {"mailbox_type": "SharedMailbox"},
+                                                                   "has_previous": True, "delegates": [{
+        "trustee": "Bob", "trustee_address": "bob@contoso.com", "access_right": "FullAccess"}]}, False),
+    # --- sending
+    ("sending.blocked_from_sending", "blocked", {"sending": {"blocked_from_sending": True, "sent_last_24h": 900}}, True),
+    ("sending.blocked_from_sending", "not blocked", {"sending": {"sent_last_24h": 900}}, False),
+    ("sending.volume_spike", "spike", {"sending": {"sent_last_24h": 1500}, "sent_history": [20, 30, 25, 18]}, True),
+    ("sending.volume_spike", "recruiter steady high", {"sending": {"sent_last_24h": 450},
+                                                      "sent_history": [400, 380, 420, 500]}, False),
+    # --- contact
+    ("contact.contact_info_changed", "otherMails gains gmail", {"has_previous": True,
+                                                                "user": {"other_mails": ["help.alice@gmail.com"]}},
+     True),
+    ("contact.contact_info_changed", "unchanged", {"has_previous": True}, False),
+    # --- account state
+    ("account.disabled_account_backdoor", "disabled with gmail forward", {"user": {"account_enabled": False},
+                                                                          "forwarding": {"forwarding_smtp_address":
+                                                                                         "x@gmail.com"}}, True),
+    ("account.disabled_account_backdoor", "disabled leaver internal", {"user": {"account_enabled": False},
+                                                                       "forwarding": {"forwarding_address": "Mgr",
+                                                                                      "forwarding_address_resolved":
+                                                                                      "mgr@contoso.com"}}, False),
+    ("account.protected_account_change", "break-glass new method", {"protected": ["alice@contoso.com"],
+                                                                    "has_previous": True, "methods": [
+        {"id": "m-x", "phone_number": "+1 555 9999"}]}, True),
+    ("account.protected_account_change", "break-glass idle", {"protected": ["alice@contoso.com"],
+                                                              "has_previous": True, "sending": {"sent_last_24h": 0},
+                                                              "roles": ["Global Administrator"],
+                                                              "previous": {"roles": ["Global Administrator"],
+                                                                           "sending": {"sent_last_24h": 0}}}, False),
+]
