@@ -28,9 +28,16 @@ async def read_grants(graph: GraphApi) -> tuple[dict[str, list[dict[str, Any]]],
         items = [BatchItem(id=str(i), url=f"/servicePrincipals/{sid}?$select={SP_SELECT}")
                  for i, sid in enumerate(sp_ids)]
         results = await graph.batch(items)
+        answers = {sid: results[item.id] for item, sid in zip(items, sp_ids, strict=True)}
+        retry = [sid for sid, res in answers.items() if res.status == 400]
+        if retry:
+            # A service that rejects one selected property (400) still answers the full object: ask again
+            # without $select rather than lose the app's name and publisher.
+            again = await graph.batch([BatchItem(id=str(i), url=f"/servicePrincipals/{sid}")
+                                       for i, sid in enumerate(retry)])
+            answers.update({sid: again[str(i)] for i, sid in enumerate(retry)})
         failed = 0
-        for item, sid in zip(items, sp_ids, strict=True):
-            res = results[item.id]
+        for sid, res in answers.items():
             if res.ok and isinstance(res.body, dict):
                 sps[sid] = res.body
             else:
