@@ -8,6 +8,9 @@ Three payload formats (``[notify] format``):
   "application/vnd.microsoft.card.adaptive", "content": {...}}]}``);
 - ``slack`` — Slack incoming-webhook ``text`` + ``blocks``.
 
+"New" is the detector engine's ``new_since_last_scan``. A tenant's first scan (the baseline) has no new findings by
+that definition, so it reports every standing finding at or above the floor instead, once, flagged ``baseline``.
+
 Tenant strings (UPNs, rule names in titles, tenant labels) are attacker-controlled data: JSON encoding handles the
 generic format; Slack's mrkdwn needs ``&``, ``<``, ``>`` escaped (otherwise ``<https://evil|Click>`` becomes a link
 and ``<!channel>`` pings everyone); Teams' TextBlock markdown needs its markup characters backslash-escaped. Evidence
@@ -57,11 +60,17 @@ def severity_rank(sev: str) -> int:
     return SEVERITIES.index(str(sev).lower())
 
 
-def select_new(findings: Sequence[Mapping[str, Any]], min_severity: str) -> list[dict[str, Any]]:
-    """New, not suppressed (allow-listed), at or above ``min_severity``; most severe first."""
+def select_new(findings: Sequence[Mapping[str, Any]], min_severity: str, *,
+               baseline: bool = False) -> list[dict[str, Any]]:
+    """New, not suppressed (allow-listed), at or above ``min_severity``; most severe first.
+
+    ``baseline``: the tenant's first scan. The detector engine marks nothing new on a first scan (findings are
+    *standing*: there is no previous scan to differ from), but the admin who just set up the nightly job must hear
+    about a compromise that is already there, so every standing finding counts, once."""
     floor = severity_rank(min_severity)
     out = [dict(f) for f in findings
-           if f.get("new_since_last_scan") and not f.get("suppressed") and severity_rank(f["severity"]) >= floor]
+           if (baseline or f.get("new_since_last_scan")) and not f.get("suppressed")
+           and severity_rank(f["severity"]) >= floor]
     out.sort(key=lambda f: (-severity_rank(f["severity"]), str(f.get("account", "")), str(f.get("detector", ""))))
     return out
 
@@ -87,16 +96,22 @@ class ScanInfo:
     finished: str | None = None
     accounts_scanned: int | None = None
     report: str | None = None  # local path of report.html, as text (the receiver cannot open it, a human can)
+    baseline: bool = False  # the tenant's first scan: findings are standing, not new
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # payloads
 
 
+def _what(info: ScanInfo, n: int) -> str:
+    return f"first scan, {n} finding(s)" if info.baseline else f"{n} new finding(s)"
+
+
 def payload_json(info: ScanInfo, new: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {
         "event": "m365sweep.new_findings",
         "version": PAYLOAD_VERSION,
+        "baseline": info.baseline,
         "tenant": {"label": info.tenant_label, "id": info.tenant_id},
         "scan": {"id": info.scan_id, "started": info.started, "finished": info.finished,
                  "accounts_scanned": info.accounts_scanned, "report": info.report},
@@ -118,7 +133,7 @@ def slack_escape(text: Any) -> str:
 def payload_slack(info: ScanInfo, new: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     e = slack_escape
     counts = ", ".join(f"{n} {sev}" for sev, n in _counts(new).items())
-    headline = f"m365sweep: {len(new)} new finding(s) in {e(info.tenant_label)} ({counts})"
+    headline = f"m365sweep: {_what(info, len(new))} in {e(info.tenant_label)} ({counts})"
     lines = [f"• *{e(f['severity']).upper()}* {e(f.get('account'))}: {e(f.get('title'))}" for f in new[:MAX_LISTED]]
     if len(new) > MAX_LISTED:
         lines.append(f"… and {len(new) - MAX_LISTED} more")
@@ -153,7 +168,7 @@ def payload_teams(info: ScanInfo, new: Sequence[Mapping[str, Any]]) -> dict[str,
     e = teams_escape
     body: list[dict[str, Any]] = [
         {"type": "TextBlock", "size": "Large", "weight": "Bolder", "wrap": True,
-         "text": f"m365sweep: {len(new)} new finding(s) in {e(info.tenant_label)}"},
+         "text": f"m365sweep: {_what(info, len(new))} in {e(info.tenant_label)}"},
         {"type": "FactSet", "facts": [
             # FactSet values are rendered as plain text by Teams, but escape anyway: clients differ.
             {"title": "Tenant", "value": e(info.tenant_id)},
@@ -266,7 +281,7 @@ def notify_new_findings(cfg: Config, info: ScanInfo, findings: Sequence[Mapping[
     target = url or webhook_url(cfg)
     if not target:
         return None
-    new = select_new(findings, cfg.notify.min_severity)
+    new = select_new(findings, cfg.notify.min_severity, baseline=info.baseline)
     if not new:
         log.info("%s: no new findings at or above %s; no notification", info.tenant_label, cfg.notify.min_severity)
         return None
@@ -294,5 +309,6 @@ def notify_scan(cfg: Config, store: Any, scan_id: str, *, report: str | None = N
         return NotifyResult(False, 0, error="store")
     info = ScanInfo(tenant_label=cfg.label, tenant_id=row.get("tenant_id") or cfg.tenant.tenant_id, scan_id=scan_id,
                     started=row.get("started"), finished=row.get("finished"),
-                    accounts_scanned=row.get("accounts_scanned"), report=report)
+                    accounts_scanned=row.get("accounts_scanned"), report=report,
+                    baseline=store.previous_scan_id(scan_id) is None)
     return notify_new_findings(cfg, info, findings, **post_kw)

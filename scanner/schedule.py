@@ -112,6 +112,7 @@ class SweepSchedule:
     out_root: Path | None
     connect_kwargs: Callable[[Config], Mapping[str, Any]] | None = None
     notify_kw: Mapping[str, Any] | None = None
+    stop_after: int | None = None  # pause the scheduler after this many runs (smoke tests, `--max-runs`)
     caught_up: dict[str, bool] = field(default_factory=dict)
     outcomes: list[TenantOutcome] = field(default_factory=list)
     _cond: threading.Condition = field(default_factory=threading.Condition)
@@ -140,6 +141,10 @@ class SweepSchedule:
             self.outcomes.append(outcome)
             self._latest[key] = outcome
             latest = [self._latest[k] for k in self.jobs if k in self._latest]
+            if self.stop_after is not None and len(self.outcomes) >= self.stop_after:
+                # Paused from inside the job, before it returns: with max_instances=1 no further run of this
+                # tenant can have started yet, so exactly stop_after runs happen.
+                self.scheduler.pause()
             self._cond.notify_all()
         if self.out_root is not None and len(self.jobs) > 1:
             try:
@@ -174,7 +179,8 @@ def tenant_out_dir(cfg: Config, out: str | Path | None, multi: bool) -> Path:
 def build_scheduler(configs: Sequence[Config], trigger: Any = None, *, out: str | Path | None = None,
                     blocking: bool = False, scheduler: Any = None, catch_up: bool = True,
                     now: datetime | None = None, connect_kwargs: Callable[[Config], Mapping[str, Any]] | None = None,
-                    notify_kw: Mapping[str, Any] | None = None, resume: bool = True) -> SweepSchedule:
+                    notify_kw: Mapping[str, Any] | None = None, resume: bool = True,
+                    stop_after: int | None = None) -> SweepSchedule:
     """A not-yet-started scheduler with one job per tenant.
 
     ``trigger``: None → each tenant's cron; a trigger object → that trigger for every tenant (tests); a callable →
@@ -195,7 +201,7 @@ def build_scheduler(configs: Sequence[Config], trigger: Any = None, *, out: str 
                               notify=True, actor="scheduler")
     out_root = Path(out) if (out is not None and multi) else None
     ss = SweepSchedule(scheduler=sched, jobs=jobs, out_root=out_root, connect_kwargs=connect_kwargs,
-                       notify_kw=notify_kw)
+                       notify_kw=notify_kw, stop_after=stop_after)
     ref = now or datetime.now(UTC)
     for key, job in jobs.items():
         cfg = job.config

@@ -164,7 +164,7 @@ def scan_stats(store: Any, scan_id: str) -> dict[str, Any]:
     for a in store.accounts(scan_id):
         verdicts[a["verdict"]] = verdicts.get(a["verdict"], 0) + 1
     by_sev = {s: 0 for s in reversed(SEVERITIES)}
-    new = 0
+    new = 0  # the engine marks nothing new on a tenant's first scan (standing findings)
     for f in store.findings(scan_id):
         if f.get("suppressed"):
             continue
@@ -225,22 +225,22 @@ def _usage_errors() -> tuple[type[BaseException], ...]:
 
 async def _remediate(job: TenantJob, store: Any, scan_kw: Mapping[str, Any]) -> dict[str, Any]:
     from remediators.runner import run_auto
-
     from scanner.graph.factory import connect
 
     cfg = job.config
     async with connect(cfg, credential=scan_kw.get("credential"), transport=scan_kw.get("transport")) as conn:
         # The scheduler counts as the confirmation: an admin enabled allow_auto in the config for exactly this.
         res = await run_auto(cfg, store, conn, dry_run=False, confirmed=True, actor=job.actor)
-    if isinstance(res, Mapping):
-        return dict(res)
-    for attr in ("to_json", "summary"):
-        fn = getattr(res, attr, None)
-        if callable(fn):
-            out = fn()
-            if isinstance(out, Mapping):
-                return dict(out)
-    return {"result": str(res)}
+    return {
+        "run_id": getattr(res, "run_id", None),
+        "dry_run": bool(getattr(res, "dry_run", False)),
+        "dry_run_reason": getattr(res, "dry_run_reason", "") or None,
+        "acted": [getattr(o, "upn", str(o)) for o in getattr(res, "acted", [])],
+        "pending": list(getattr(res, "pending", [])),
+        "protected": list(getattr(res, "protected", [])),
+        "errors": dict(getattr(res, "errors", {}) or {}),
+        "ok": bool(getattr(res, "ok", True)),
+    }
 
 
 async def run_tenant(job: TenantJob, *, credential: Any = None, transport: Any = None, progress: Any = None,
