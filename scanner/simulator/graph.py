@@ -280,7 +280,8 @@ def collection(req: Req, context: str, items: list, nxt: int | None, count: int 
 
 
 def advanced(req: Req) -> bool:
-    return req.headers.get("consistencylevel", "").lower() == "eventual"
+    # Later pages are advanced queries too: the SDK does not resend ConsistencyLevel with a nextLink (§11.3).
+    return req.headers.get("consistencylevel", "").lower() == "eventual" or "$skiptoken" in req.query
 
 
 def list_users(t: Tenant, req: Req):
