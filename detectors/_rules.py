@@ -33,8 +33,8 @@ LOW_VIS_WELL_KNOWN = {
     "calendar": "Calendar", "tasks": "Tasks", "contacts": "Contacts", "journal": "Journal",
     "outbox": "Outbox", "scheduled": "Scheduled", "clutter": "Clutter",
 }
-NON_MAIL_WELL_KNOWN = frozenset({"calendar", "tasks", "contacts", "notes", "journal", "conversationhistory",
-                                 "syncissues", "conflicts", "localfailures", "serverfailures"})
+NON_MAIL_WELL_KNOWN = frozenset({"calendar", "tasks", "contacts", "notes", "journal", "syncissues", "conflicts",
+                                 "localfailures", "serverfailures"})
 LOW_VIS_NAMES = frozenset(fold(n) for n in (
     "RSS Feeds", "RSS Subscriptions", "RSS-Feeds", "RSS-Abonnements", "Flux RSS", "Abonnements RSS",
     "Fuentes RSS", "Feed RSS", "RSS", "Conversation History", "Unterhaltungsverlauf", "Historique des conversations",

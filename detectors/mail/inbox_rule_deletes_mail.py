@@ -23,6 +23,8 @@ META = DetectorMeta(
     remediation=("disable_rules",),
     requires=("inbox_rules",),
     false_positives=("Users deleting newsletters or notification mail (silent when keyed on automated senders).",),
+    # Misses note: rules on bounces / auto-replies / security notices are left to
+    # mail.inbox_rule_suppresses_notifications so one rule is not scored twice.
 )
 
 
@@ -32,6 +34,8 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
             continue
         if rv.keyed_on_automated_sender and not rv.conditions_empty:
             continue
+        if rv.ndr_hits or rv.notice_hits:
+            continue  # bounce / auto-reply / security-notice deletion is scored by the notification detector
         ev = {**rv.evidence(), "permanent": rv.permanent_delete}
         sev, score = (Severity.MEDIUM, 25) if rv.permanent_delete else (Severity.LOW, 15)
         if not rv.rule.is_enabled:

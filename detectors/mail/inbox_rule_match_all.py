@@ -43,6 +43,8 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
                                technique=tech)
         elif rv.conditions_empty and (ext or rv.hides):
             ev = {**rv.evidence(), "empty_conditions": True}
-            yield make_finding(META, account, evidence=ev, artefact=rv.artefact, severity=Severity.HIGH,
-                               score=15 if rv.rule.is_enabled else 3, technique=tech,
+            enabled = rv.rule.is_enabled
+            yield make_finding(META, account, evidence=ev, artefact=rv.artefact,
+                               severity=Severity.HIGH if enabled else Severity.LOW, score=15 if enabled else 2,
+                               technique=tech,
                                title="Forwarding or hiding inbox rule applies to every message")

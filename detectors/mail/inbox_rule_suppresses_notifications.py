@@ -36,7 +36,7 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
         ev = {**rv.evidence(), "ndr": list(rv.ndr_hits), "security_notifications": list(rv.notice_hits)}
         sev, score = Severity.HIGH, 30
         only_auto_reply = rv.ndr_hits and not rv.notice_hits and all(
-            "auto" in h or "office" in h for h in rv.ndr_hits)
+            "auto" in h.lower() or "office" in h.lower() for h in rv.ndr_hits)
         if shared and only_auto_reply:
             sev, score = Severity.LOW, 5
         if not rv.rule.is_enabled:
