@@ -1,7 +1,9 @@
 """Tenant-wide (AllPrincipals) consent giving a non-Microsoft app access to every mailbox (detections.md §E2).
 
-Sees: ``consentType: AllPrincipals`` grants with mail scopes in the account's grant list. The finding is tenant-level:
-it is reported (High) but scores 0 for the account, whose own verdict it must not raise.
+Sees: ``consentType: AllPrincipals`` grants with mail scopes in the account's grant list, and the tenant's
+AllPrincipals grants (``TenantInfo.all_principals_grants``, reported on accounts holding a privileged role — the people
+who can consent for the tenant — rather than on every account). The finding is tenant-level: it is reported (High)
+but scores 0 for the account, whose own verdict it must not raise.
 Misses: application permissions (``full_access_as_app``, Mail.Read app roles) — those are app role assignments on the
 service principal, outside the per-user snapshot.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from detectors._common import suppressed
+from detectors._common import privileged_roles, suppressed
 from detectors._model import DetectorMeta, Finding, ScanContext, Severity, make_finding
 from detectors.oauth._apps import app_allowed, grant_evidence, is_microsoft_app, mail_scopes
 from scanner.snapshot import AccountSnapshot
@@ -29,7 +31,11 @@ META = DetectorMeta(
 
 
 def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
-    for g in account.require("oauth_grants"):
+    grants = list(account.require("oauth_grants"))
+    if privileged_roles(account):
+        seen = {g.id for g in grants}
+        grants += [g for g in getattr(ctx.tenant, "all_principals_grants", ()) or () if g.id not in seen]
+    for g in grants:
         if g.consent_type != "AllPrincipals" or is_microsoft_app(g) or not mail_scopes(g.scopes):
             continue
         ev = {**grant_evidence(g), "tenant_wide": True}

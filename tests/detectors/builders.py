@@ -179,7 +179,12 @@ def context_for(spec: dict[str, Any], account: AccountSnapshot) -> ScanContext:
         facts = TenantFacts(**{**facts.__dict__, "accounts_scanned": spec["accounts_scanned"]})
     if "new_method_types" in spec:
         facts = TenantFacts(**{**facts.__dict__, "new_method_types": spec["new_method_types"]})
-    return ScanContext(tenant=TENANT, now=NOW, allowlist=allow, facts=facts, previous=previous,
+    tenant = TENANT
+    if spec.get("tenant_grants"):
+        tenant = TENANT.model_copy(update={"all_principals_grants": tuple(
+            OAuthGrant(**{"id": f"tg-{i}", "client_id": f"tsp-{i}", **g, "scopes": tuple(g.get("scopes", ()))})
+            for i, g in enumerate(spec["tenant_grants"]))})
+    return ScanContext(tenant=tenant, now=NOW, allowlist=allow, facts=facts, previous=previous,
                        sent_history=tuple(spec.get("sent_history", ())), first_scan=previous is None,
                        protected_accounts=frozenset(u.lower() for u in spec.get("protected", ())))
 

@@ -184,6 +184,11 @@ CASES: list[tuple[str, str, dict[str, Any], Any]] = [
                                                        "scopes": ["Mail.ReadWrite"]}]}, False),
     ("oauth.tenant_wide_mail_grant", "AllPrincipals Mail.Read", {"grants": [{
         "app_display_name": "Archiver X", "consent_type": "AllPrincipals", "scopes": ["Mail.Read"]}]}, True),
+    ("oauth.tenant_wide_mail_grant", "tenant grant shown on an admin", {"roles": ["Global Administrator"],
+                                                                        "tenant_grants": [{
+        "app_display_name": "Archiver X", "consent_type": "AllPrincipals", "scopes": ["Mail.ReadWrite"]}]}, True),
+    ("oauth.tenant_wide_mail_grant", "tenant grant not on ordinary users", {"tenant_grants": [{
+        "app_display_name": "Archiver X", "consent_type": "AllPrincipals", "scopes": ["Mail.ReadWrite"]}]}, False),
     ("oauth.tenant_wide_mail_grant", "AllPrincipals User.Read", {"grants": [{
         "app_display_name": "SSO App", "consent_type": "AllPrincipals", "scopes": ["User.Read"]}]}, False),
     # --- delegates
