@@ -2,7 +2,7 @@
 
 The plan is always shown first (step, target, before → after, reversible?). Changes need ``--yes`` or an interactive
 confirmation; with no terminal and no ``--yes`` the command refuses (exit 2) rather than guess. ``--dry-run`` never
-changes anything. Exit codes: 0 done; 1 a step failed or did not verify; 2 usage / config / sign-in problems (one
+changes anything. Exit codes: 0 done; 1 a step failed, was skipped (e.g. a synced account's password) or did not verify; 2 usage / config / sign-in problems (one
 line on stderr, no traceback).
 
 Connection seam: tests (and embedders) pass ``obj=ConnectOptions(credential=..., transport=...)`` to click, which
@@ -76,7 +76,8 @@ def _fmt(value: Any) -> str:
 
 def plan_table(run: AccountRun) -> Table:
     t = Table(title=escape(f"Plan for {run.account.upn}"), show_lines=False)
-    for col in ("step", "target", "before", "after", "reversible?"):
+    t.add_column("step", no_wrap=True)
+    for col in ("target", "before", "after", "reversible?"):
         t.add_column(col)
     for name in run.steps:
         plan = run.plans.get(name)
@@ -100,7 +101,7 @@ def plan_table(run: AccountRun) -> Table:
 def result_table(outcome: AccountOutcome, title: str = "") -> Table:
     t = Table(title=escape(title or f"Result for {outcome.upn}"))
     for col in ("step", "status", "verified", "target", "action id", "detail"):
-        t.add_column(col)
+        t.add_column(col, no_wrap=col in ("step", "status", "action id"))
     for r in outcome.results:
         _result_rows(t, r)
     return t

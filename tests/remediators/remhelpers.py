@@ -98,6 +98,12 @@ class Scanned:
         self.store = Store(self.env.cfg.database_path)
         self.scan_id = self.store.latest_scan_id()
 
+    def rescan(self) -> None:
+        from scanner.sweep import run_scan
+
+        asyncio.run(run_scan(self.env.cfg, **self.env.kwargs))
+        self.scan_id = self.store.latest_scan_id()
+
     def verdict(self, upn: str) -> str:
         return next(a["verdict"] for a in self.store.accounts(self.scan_id) if a["upn"].lower() == upn.lower())
 

@@ -1,0 +1,104 @@
+"""Finding-driven steps against the simulator: auth methods, consent grants, delegates; stale plans; synced users."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from remhelpers import Scanned, plant_compromise, user_mailboxes
+
+from remediators._model import StalePlanError, StepContext, read_account
+from remediators.checklist import manual_checklist
+from remediators.steps import STEPS
+from scanner.graph.factory import connect
+from scanner.simulator import create_app, generate_tenant
+
+
+def _setup(tmp_path: Path) -> tuple[Scanned, str, str, dict]:
+    t = generate_tenant(users=40, seed=5, scenarios=False)
+    upn, other = user_mailboxes(t, 2)
+    u = t.user(upn)
+    plant_compromise(t, upn)
+    method = t.add_method(u, "microsoftAuthenticatorMethods", {"displayName": "SM-A546E",
+                          "deviceTag": "SoftwareTokenActivated", "phoneAppVersion": "6.2404.2229"}, created=t.now())
+    t.add_grant(u, "PerfectData Software", "Mail.ReadWrite offline_access")
+    s = Scanned(tmp_path, t, create_app(t))
+    return s, upn, other, method
+
+
+def test_methods_and_grants_named_by_findings_are_removed(tmp_path: Path) -> None:
+    s, upn, _, method = _setup(tmp_path)
+    t, u = s.tenant, s.tenant.user(upn)
+    other_methods = {m["id"] for m in t.methods(u)} - {method["id"]}
+    res = s.remediate("--user", upn, "--step", "remove_auth_methods", "--step", "revoke_oauth_grants", "--yes")
+    assert res.exit_code == 0, res.output
+    assert {m["id"] for m in t.methods(u)} == other_methods  # only the attacker's method went
+    assert not [g for g in t.grants_for_user(u) if "Mail.ReadWrite" in g["scope"]]
+    deletes = [m["path"] for m in t.mutations if m["method"] == "DELETE"]
+    assert f"/users/{u.id}/authentication/microsoftAuthenticatorMethods/{method['id']}" in deletes
+
+
+def test_delegates_named_by_findings_are_removed(tmp_path: Path) -> None:
+    s, upn, other, _ = _setup(tmp_path)
+    t, u = s.tenant, s.tenant.user(upn)
+    t.add_delegate(upn, other, "FullAccess")
+    s.rescan()  # a delegate is a finding when it is new since the last scan
+    res = s.remediate("--user", upn, "--step", "remove_delegates", "--yes")
+    assert res.exit_code == 0, res.output
+    assert [p["User"] for p in t.mailbox_permissions(u)] == ["NT AUTHORITY\\SELF"]
+    # Undo needs Add-MailboxPermission, which the simulated Exchange endpoint does not offer: said plainly, exit 2.
+    aid = next(r["action_id"] for r in s.journal(upn) if r["step"] == "remove_delegates" and r["status"] == "applied")
+    undo = s.undo(aid)
+    assert undo.exit_code == 2 and "undo unsupported" in undo.output
+
+
+def test_stale_plan_is_never_applied(tmp_path: Path) -> None:
+    s, upn, _, _ = _setup(tmp_path)
+    t = s.tenant
+
+    async def go() -> None:
+        async with connect(s.env.cfg, **s.env.kwargs) as conn:
+            acc = await read_account(conn.graph, upn)
+            ctx = StepContext(graph=conn.graph, exchange=conn.exchange)
+            step = STEPS["remove_forwarding"]
+            plan = await step.plan(ctx, acc)
+            assert plan.targets
+            t.set_forwarding(upn, smtp="smtp:changed@evil.example")  # the tenant drifts after the plan
+            n = len(t.mutations)
+            try:
+                await step.apply(ctx, plan)
+            except StalePlanError:
+                pass
+            else:
+                raise AssertionError("a stale plan was applied")
+            assert len(t.mutations) == n
+
+    asyncio.run(go())
+    assert t.user(upn).mailbox.forwarding_smtp == "smtp:changed@evil.example"
+
+
+def test_synced_account_password_is_not_reset(tmp_path: Path) -> None:
+    s, upn, _, _ = _setup(tmp_path)
+    u = s.tenant.user(upn)
+    u.onPremisesSyncEnabled = True
+    res = s.remediate("--user", upn, "--step", "reset_password", "--yes", "--password-file",
+                      str(tmp_path / "pw.txt"))
+    assert res.exit_code == 1, res.output  # not done here: the operator must act on-premises
+    assert "on-premises" in res.output
+    assert u.password_changed_at is None
+    row = next(r for r in s.journal(upn) if r["step"] == "reset_password")
+    assert row["status"] == "skipped" and "on-premises" in row["detail"]
+    assert not (tmp_path / "pw.txt").exists()
+
+
+def test_manual_checklist_covers_what_no_api_does(tmp_path: Path) -> None:
+    s, upn, _, _ = _setup(tmp_path)
+    snap = s.store.get_account(s.scan_id, upn)
+    items = manual_checklist(snap, s.store.findings(s.scan_id, upn))
+    titles = " | ".join(i["title"] for i in items)
+    for needle in ("app passwords", "legacy authentication", "Sent Items", "Warn", "contact", "other services"):
+        assert needle.lower() in titles.lower(), needle
+    assert "on-premises" not in titles
+    assert all(set(i) == {"title", "detail"} for i in items)
+    synced = snap.model_copy(update={"user": snap.user.model_copy(update={"on_premises_sync_enabled": True})})
+    assert manual_checklist(synced, [])[0]["title"] == "Change the password on-premises"
