@@ -398,22 +398,31 @@ class SimulatorApp:
         query = dict(parse_qsl(raw_qs, keep_blank_values=True))
         m = re.search(r"odata\.maxpagesize=(\d+)", headers.get("prefer", ""))
         size = max(1, int(m.group(1))) if m else self.options.exchange_page_size
-        start = 0
-        if "$skiptoken" in query:
-            try:
-                start = int(query["$skiptoken"].removeprefix("EXO"), 16) ^ 0x5A5A
-            except ValueError:
-                start = 0
+        token = query.get("$skiptoken")
+        if isinstance(rows, exchange.BulkPager):
+            cursor = token.removeprefix("EXB") if token else None
+            chunk, nxt_cursor, more_warnings = rows.page(cursor, size)
+            warnings = warnings + more_warnings
+            nxt_token = None if nxt_cursor is None else "EXB" + ((cursor or "0:0") if loop else nxt_cursor)
+        else:
+            start = 0
+            if token:
+                try:
+                    start = int(token.removeprefix("EXO"), 16) ^ 0x5A5A
+                except ValueError:
+                    start = 0
+            chunk = rows[start:start + size]
+            nxt_token = None
+            if start + size < len(rows):
+                nxt_token = f"EXO{(start if loop else start + size) ^ 0x5A5A:x}"
         if "$select" in query:
             keep = {p.strip() for p in query["$select"].split(",") if p.strip()}
-            rows = [{k: v for k, v in r.items() if k in keep or k.split("@")[0] in keep} for r in rows]
-        chunk = rows[start:start + size]
+            chunk = [{k: v for k, v in r.items() if k in keep or k.split("@")[0] in keep} for r in chunk]
         out: dict[str, Any] = {"@odata.context": f"{base}/adminapi/beta/{segs[2]}/$metadata#Collection(Exchange.GenericHashTable)",
                                "adminapi.warnings@odata.type": "#Collection(String)", "@adminapi.warnings": warnings,
                                "value": chunk}
-        if start + size < len(rows):
-            nxt = start if loop else start + size
-            out["@odata.nextLink"] = f"{base}/adminapi/beta/{segs[2]}/InvokeCommand?$skiptoken=EXO{nxt ^ 0x5A5A:x}"
+        if nxt_token is not None:
+            out["@odata.nextLink"] = f"{base}/adminapi/beta/{segs[2]}/InvokeCommand?$skiptoken={nxt_token}"
         return Resp(200, orjson.dumps(out), {"Content-Type": EXO_CT})
 
     def _exo_error(self, status: int, code: str, exc_type: str, text: str) -> Resp:

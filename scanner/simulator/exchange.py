@@ -182,6 +182,46 @@ KNOWN_PARAMS = {
 }
 
 
+def cas_row(u: User) -> dict:
+    return {"Identity": u.mailNickname, "Name": u.mailNickname, "DisplayName": u.displayName,
+            "PrimarySmtpAddress": u.mail, "ExternalDirectoryObjectId": u.id, "Guid": u.id,
+            "ServerName": "bn8pr11mb3585", **u.mailbox.cas}
+
+
+class BulkPager:
+    """Bulk Get-* output produced page by page (cursor = next user index), so 100k mailboxes never sit in memory."""
+
+    def __init__(self, t: Tenant, limit: int | None, make, keep) -> None:
+        self.t, self.limit, self.make, self.keep = t, limit, make, keep
+
+    def page(self, cursor: str | None, size: int) -> tuple[list[dict], str | None, list[str]]:
+        idx, emitted = (int(x) for x in cursor.split(":")) if cursor else (0, 0)
+        rows: list[dict] = []
+        warnings: list[str] = []
+        t = self.t
+        while idx < t.user_count and len(rows) < size:
+            if self.limit is not None and emitted >= self.limit:
+                warnings.append(f"By default, only the first {self.limit} items are returned. Use the ResultSize "
+                                "parameter to specify the number of items returned. To return all items, specify "
+                                "\"-ResultSize Unlimited\".")
+                return rows, None, warnings
+            u = t.user_at(idx)
+            idx += 1
+            if u.mailbox is None:
+                continue
+            row = self.make(u)
+            if self.keep(row):
+                rows.append(row)
+                emitted += 1
+        return rows, (f"{idx}:{emitted}" if idx < t.user_count else None), warnings
+
+
+def _bulk(t: Tenant, params: dict, make, keep) -> BulkPager:
+    rs = str(params.get("ResultSize", "1000"))
+    limit = None if rs.lower() == "unlimited" else int(rs)
+    return BulkPager(t, limit, make, keep)
+
+
 def run(t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
     """Execute a cmdlet: returns (rows, warnings) or raises CmdletError. Unknown cmdlets: KeyError."""
     allowed = KNOWN_PARAMS[cmdlet]
@@ -195,21 +235,8 @@ def run(t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
             return [mailbox_row(t, mailbox_for(t, params["Identity"]))], warnings
         rtd = params.get("RecipientTypeDetails")
         rtd_set = set(rtd if isinstance(rtd, list) else [rtd]) if rtd else None
-        rows = []
-        limit = None if str(params.get("ResultSize", "1000")).lower() == "unlimited" else int(params.get("ResultSize", 1000))
-        for u in t.iter_users():
-            if u.mailbox is None:
-                continue
-            row = mailbox_row(t, u)
-            if rtd_set and row["RecipientTypeDetails"] not in rtd_set:
-                continue
-            if limit is not None and len(rows) >= limit:
-                warnings.append(f"By default, only the first {limit} items are returned. Use the ResultSize "
-                                "parameter to specify the number of items returned. To return all items, specify "
-                                "\"-ResultSize Unlimited\".")
-                break
-            rows.append(row)
-        return rows, warnings
+        return _bulk(t, params, lambda u: mailbox_row(t, u),
+                     lambda row: not rtd_set or row["RecipientTypeDetails"] in rtd_set), warnings
     if cmdlet == "Set-Mailbox":
         u = mailbox_for(t, params.get("Identity"))
         mb = u.mailbox
@@ -263,14 +290,9 @@ def run(t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
         t.log(cmdlet, cmdlet, u, detail={"rule": r.displayName, "RuleIdentity": str(r.rule_identity), "hidden": r.hidden})
         return [], warnings
     if cmdlet == "Get-CASMailbox":
-        users = [mailbox_for(t, params["Identity"])] if "Identity" in params else [u for u in t.iter_users() if u.mailbox]
-        rows = []
-        for u in users:
-            d = {"Identity": u.mailNickname, "Name": u.mailNickname, "DisplayName": u.displayName,
-                 "PrimarySmtpAddress": u.mail, "ExternalDirectoryObjectId": u.id, "Guid": u.id,
-                 "ServerName": "bn8pr11mb3585", **u.mailbox.cas}
-            rows.append(d)
-        return rows, warnings
+        if "Identity" in params:
+            return [cas_row(mailbox_for(t, params["Identity"]))], warnings
+        return _bulk(t, params, cas_row, lambda row: True), warnings
     if cmdlet == "Set-CASMailbox":
         u = mailbox_for(t, params.get("Identity"))
         before = dict(u.mailbox.cas)

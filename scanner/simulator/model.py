@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
@@ -12,6 +13,9 @@ from typing import Any
 
 from . import ids
 from . import names as N
+
+_FIRST_IDX = {n.lower(): i for i, n in reversed(list(enumerate(N.FIRST_NAMES)))}
+_LAST_IDX = {n.lower(): i for i, n in reversed(list(enumerate(N.LAST_NAMES)))}
 
 ROLE_TEMPLATES: dict[str, str] = {
     "Global Administrator": "62e90394-69f5-4237-9190-012177145e10",
@@ -395,11 +399,41 @@ class Tenant:
             return self._upn_explicit[k]
         if "@" not in k:
             return None
+        idx = self._invert_bg_upn(k)
+        if idx is not None:
+            return idx
         if self._bg_upn_index is None:
             self.stats["upn_index_builds"] += 1
             E = len(self.explicit)
             self._bg_upn_index = {self._bg_upn(i).lower(): i for i in range(E, self.user_count)}
         return self._bg_upn_index.get(k)
+
+    def _invert_bg_upn(self, k: str) -> int | None:
+        """O(1) inverse of _bg_upn for generated names (falls back to a one-off index otherwise)."""
+        E = len(self.explicit)
+        local = k.split("@", 1)[0]
+        if "#ext#" in local:
+            local = local.split("#ext#", 1)[0].rsplit("_", 1)[0]
+        cands = []
+        for loc in {local, local[:-1] if local.endswith("x") else local}:
+            m = re.match(r"^([a-z]+)\.([a-z]+)(\d*)$", loc)
+            if not m:
+                continue
+            fi, li = _FIRST_IDX.get(m.group(1)), _LAST_IDX.get(m.group(2))
+            if fi is not None and li is not None:
+                F, L = len(N.FIRST_NAMES), len(N.LAST_NAMES)
+                C = F * L
+                block = int(m.group(3)) - 1 if m.group(3) else 0
+                b = ((fi * L + li - self.seed * 104729) * pow(7919, -1, C)) % C + block * C
+                cands.append(b + E)
+        m = re.match(r"^[a-z0-9]*?[a-z](\d+)x?$", local)
+        if m:  # shared/room mailboxes end with their index (a room name may end in a digit too)
+            d = m.group(1)
+            cands.extend(int(d[j:]) for j in range(len(d)))
+        for i in cands:
+            if E <= i < self.user_count and self._bg_upn(i).lower() == k:
+                return i
+        return None
 
     def find_user(self, key: str) -> User | None:
         """Look up a user by id or UPN (also the primary SMTP address of mailboxes); keeps it live."""
