@@ -43,6 +43,8 @@ class Segment:
 def segments(value: object) -> list[Segment]:
     """Split a string into plain runs and markers for invisible characters (for templates)."""
     text = "" if value is None else str(value)
+    if text.isascii() and text.isprintable():  # the common case, and the only one at 100k-account scale
+        return [Segment(text, False)] if text else []
     out: list[Segment] = []
     buf: list[str] = []
     for ch in text:

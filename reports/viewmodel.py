@@ -17,7 +17,7 @@ import pandas as pd
 from reports.evidence import evidence_sentence
 from reports.text import attack_url, is_hidden_char
 from scanner.snapshot import AccountSnapshot
-from scanner.store import Store
+from scanner.store import Store, unpack
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 SEV_RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -555,6 +555,8 @@ def timeline(entries: Sequence[Mapping[str, Any]], now: Any, width: int = 720, r
         cur["open"] = cur["open"] or not e.get("resolved")
     end = parse_time(now) or max(v["last"] for v in per.values())
     start = min(v["first"] for v in per.values())
+    if all(v["first"] == v["last"] for v in per.values()) and len({v["first"] for v in per.values()}) == 1:
+        return Timeline(width, 40, label_width, (), (), True)  # one scan of history: nothing to draw yet
     span = max((end - start).total_seconds(), 3600.0)
     plot_w = width - label_width - 16
     ordered = sorted(per.items(), key=lambda kv: (-VERDICT_RANK.get(kv[1]["verdict"], 0), kv[1]["first"], kv[0]))
@@ -567,6 +569,22 @@ def timeline(entries: Sequence[Mapping[str, Any]], now: Any, width: int = 720, r
     ticks = tuple(Label(round(label_width + plot_w * f, 1), 12, fmt_time(start + (end - start) * f)[:10])
                   for f in (0.0, 0.5, 1.0))
     return Timeline(width, 30 + len(out) * row_h, label_width, tuple(out), ticks, False)
+
+
+def _snapshots(store: Store, scan_id: str, upns: list[str], chunk: int = 500) -> dict[str, AccountSnapshot]:
+    """Snapshots of the drawn accounts by exact upn through the (scan_id, upn) key.
+
+    Store.get_account matches ``collate nocase``, which cannot use that index: one full scan per account, minutes
+    at 100k accounts.
+    """
+    out: dict[str, AccountSnapshot] = {}
+    for i in range(0, len(upns), chunk):
+        part = upns[i:i + chunk]
+        marks = ",".join("?" * len(part))
+        for upn, blob in store.db.execute(
+                f"select upn, snapshot from accounts where scan_id = ? and upn in ({marks})", [scan_id, *part]):
+            out[upn] = AccountSnapshot.from_json(unpack(blob))
+    return out
 
 
 # ---- assembly from the store ---------------------------------------------------------------------------------------
@@ -608,7 +626,9 @@ def build_report(store: Store, scan_id: str, cfg: Any = None,
     # 100,000-account tenant stays a usable file.
     mask = (acc_df["verdict"] != "clean") | acc_df["upn"].str.lower().isin(by_upn) | \
         acc_df["upn"].str.lower().isin(journal_by_upn)
-    for row in acc_df[mask].to_dict("records"):
+    drawn = acc_df[mask].to_dict("records")
+    snapshots = _snapshots(store, scan_id, [str(r["upn"]) for r in drawn])
+    for row in drawn:
         key = str(row["upn"]).lower()
         fs = by_upn.get(key, [])
         history = {}
@@ -619,7 +639,7 @@ def build_report(store: Store, scan_id: str, cfg: Any = None,
                 if not f.get("suppressed"):
                     timeline_entries.append({**h, "upn": row["upn"], "verdict": row["verdict"]})
         row["reasons"] = json.loads(row["reasons"] or "[]")
-        rendered.append(account_view(row, fs, snapshot=store.get_account(scan_id, row["upn"]),
+        rendered.append(account_view(row, fs, snapshot=snapshots.get(str(row["upn"])),
                                      gaps=gaps_by_upn.get(key, []), journal=journal_by_upn.get(key, []),
                                      history=history))
     rendered.sort(key=account_sort_key)
