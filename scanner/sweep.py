@@ -116,7 +116,9 @@ async def _collect(cfg: Config, store: Store, scan_id: str, conn: Any, *, resume
 
     # ---- 2. users, page by page, chunk by chunk
     done = {u.lower() for u in store.done_upns(scan_id)} if resume else set()
-    sem = asyncio.Semaphore(max(2, cfg.scan.concurrency // 4))
+    # Chunks in flight: each chunk waits mostly on $batch round trips (Graph runs sub-requests ~4 at a time), so
+    # keep about as many chunks going as the Graph client has request slots.
+    sem = asyncio.Semaphore(max(2, cfg.scan.concurrency))
     tasks: set[asyncio.Task[None]] = set()
     failures: list[BaseException] = []
 
