@@ -91,7 +91,9 @@ class LogProgress:
     def _line(self, collector: str, c: _Counter, now: float, done: bool = False) -> None:
         total = "?" if c.total is None else str(c.total)
         prefix = f"{self.tenant}: " if self.tenant else ""
-        if done:
+        if done and not c.done and c.total is None:  # a step without units (e.g. tenant-wide reads)
+            self.log.info("%s%s: done in %.1fs", prefix, collector, now - c.started)
+        elif done:
             self.log.info("%s%s: done %d/%s in %.1fs (%.1f/s)", prefix, collector, c.done, total,
                           now - c.started, c.rate(now))
         else:
