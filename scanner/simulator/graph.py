@@ -1096,12 +1096,19 @@ def dispatch(t: Tenant, req: Req):
             return mailbox_settings(t, req, u)
         if sub == "oauth2PermissionGrants" and n == 3 and m == "GET":
             return list_grants(t, req, u)
+        if sub == "messages" and m == "GET" and n in (3, 4):
+            # only Sent Items carries modelled messages; /messages spans every folder
+            sent = t.well_known_folder(u, "sentitems") if u.mailbox is not None else None
+            return list_messages(t, req, u, sent, count_only=n == 4 and s[3] == "$count")
         if sub == "mailFolders":
-            if n == 3 and m == "GET":
-                return list_folders(t, req, u, None)
-            need(req, "GET users/{id}/mailFolders") if m == "GET" and (n < 5 or s[4] != "messageRules") else None
-            require_mailbox(u)
             if n >= 5 and s[4] == "messageRules":
+                # permission first (403 beats 404), then the mailbox, then the folder
+                key = {"GET": "GET users/{id}/messageRules", "POST": "POST users/{id}/messageRules",
+                       "PATCH": "PATCH users/{id}/messageRules/{id}", "DELETE": "DELETE users/{id}/messageRules/{id}"}.get(m)
+                if key is None:
+                    raise GraphError(405, "ErrorInvalidRequest", f"The HTTP method '{m}' is not supported.")
+                need(req, key)
+                require_mailbox(u)
                 inbox_check(t, u, s[3])
                 if n == 5 and m == "GET":
                     return list_rules(t, req, u)
@@ -1109,21 +1116,25 @@ def dispatch(t: Tenant, req: Req):
                     return create_rule(t, req, u)
                 if n == 6:
                     if m == "GET":
-                        need(req, "GET users/{id}/messageRules")
                         return 200, rule_json(req, u, find_rule(t, u, s[5]), context=True)
                     if m == "PATCH":
                         return patch_rule(t, req, u, s[5])
                     if m == "DELETE":
                         return delete_rule(t, req, u, s[5])
-            f = resolve_folder(t, u, s[3])
-            if n == 4 and m == "GET":
-                return get_folder(t, req, u, f)
-            if n == 5 and s[4] == "childFolders" and m == "GET":
-                return list_folders(t, req, u, f)
-            if n == 5 and s[4] == "messages" and m == "GET":
-                return list_messages(t, req, u, f)
-            if n == 6 and s[4] == "messages" and s[5] == "$count" and m == "GET":
-                return list_messages(t, req, u, f, count_only=True)
+            elif m == "GET":
+                need(req, "GET users/{id}/messages" if n >= 5 and s[4] == "messages" else "GET users/{id}/mailFolders")
+                require_mailbox(u)
+                if n == 3:
+                    return list_folders(t, req, u, None)
+                f = resolve_folder(t, u, s[3])
+                if n == 4:
+                    return get_folder(t, req, u, f)
+                if n == 5 and s[4] == "childFolders":
+                    return list_folders(t, req, u, f)
+                if n == 5 and s[4] == "messages":
+                    return list_messages(t, req, u, f)
+                if n == 6 and s[4] == "messages" and s[5] == "$count":
+                    return list_messages(t, req, u, f, count_only=True)
         if sub == "authentication" and n >= 4:
             coll = s[3]
             if coll == "methods":
@@ -1191,6 +1202,7 @@ def mail_target(t: Tenant, segs: list[str]) -> str | None:
     if len(segs) >= 3 and segs[0] == "users" and segs[2] in ("mailFolders", "messages", "mailboxSettings"):
         return segs[1].lower()
     return None
+
 
 
 def target_upn(t: Tenant, segs: list[str]) -> str | None:

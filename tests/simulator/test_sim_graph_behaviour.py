@@ -242,6 +242,27 @@ async def test_mailbox_concurrency_limit(tenant):
         assert all(x.status_code == 200 for x in results)
 
 
+async def test_fifth_concurrent_request_to_a_mailbox_is_refused(tenant):
+    # latency keeps each Outlook request in flight; all five are started before any completes
+    app = create_app(tenant, SimOptions(throttle=True, retry_after=0, latency_ms=20))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8765",
+                                 headers={"Authorization": f"Bearer {app.graph_token}"}) as c:
+        rs = await asyncio.gather(*[c.get("/v1.0/users/lee.gu@contoso.com/mailFolders/inbox/messageRules") for _ in range(5)])
+    assert sorted(r.status_code for r in rs) == [200, 200, 200, 200, 429]
+    assert app.counters["throttled"]["outlook"] == 1
+
+
+async def test_batch_of_20_to_one_mailbox_is_not_throttled(tenant):
+    app = create_app(tenant, SimOptions(throttle=True, latency_ms=5))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8765",
+                                 headers={"Authorization": f"Bearer {app.graph_token}"}) as c:
+        reqs = [{"id": str(i), "method": "GET", "url": "/users/lee.gu@contoso.com/mailFolders/inbox/messageRules"}
+                for i in range(20)]
+        r = await batch(c, reqs)
+    assert [x["status"] for x in r.json()["responses"]] == [200] * 20
+    assert app.counters["requests"]["outlook"] == 20
+
+
 async def test_directory_resource_units(tenant):
     app = create_app(tenant, SimOptions(throttle=True, retry_after=1))
     app.throttler.budget = 10  # a tiny bucket so the test needs only a few requests
