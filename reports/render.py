@@ -21,6 +21,7 @@ def make_env() -> Environment:
     )
     env.globals.update(segments=segments, safe_url=safe_url, attack_url=attack_url)
     env.filters["reveal"] = reveal
+    env.filters["n"] = lambda v: f"{int(v):,}"  # thousands separators in counts
     return env
 
 

@@ -29,10 +29,11 @@ GAP_SAMPLE = 12
 TREND_SCANS = 30
 TIMELINE_ACCOUNTS = 25
 
-PENDING_STATUSES = {"planned", "pending", "approved", "awaiting_confirmation", "started", "running", "queued"}
-DONE_STATUSES = {"applied", "verified", "done", "succeeded", "success", "ok", "completed", "noop", "no_change"}
-FAILED_STATUSES = {"failed", "error", "aborted", "drifted", "refused", "verify_failed"}
-UNDONE_STATUSES = {"undone", "reverted", "restored"}
+# remediators/journal.py STATUSES; an action whose last row is "started" never finished (interrupted): pending.
+PENDING_STATUSES = {"pending", "started", "undo_started", "planned", "approved", "queued"}
+DONE_STATUSES = {"applied", "verified"}
+FAILED_STATUSES = {"failed", "verify_failed", "undo_failed", "error", "aborted", "drifted"}
+UNDONE_STATUSES = {"undone"}  # skipped, protected and dry_run rows count as "other": nothing changed
 
 
 # ---- dataclasses ---------------------------------------------------------------------------------------------------

@@ -64,5 +64,5 @@ async def test_demo_scan_report_shows_every_planted_compromise_with_evidence(sim
 
     # Every scanned account is either drawn or counted as clean in the summary.
     assert len(data["accounts"]) == result.accounts_scanned
-    clean_line = re.search(r"<strong>(\d+)</strong> account", doc)
-    assert clean_line and int(clean_line.group(1)) + len(blocks) == result.accounts_scanned
+    clean_line = re.search(r"<strong>([\d,]+)</strong> account", doc)
+    assert clean_line and int(clean_line.group(1).replace(",", "")) + len(blocks) == result.accounts_scanned
