@@ -299,23 +299,10 @@ async def _run_locked(job: TenantJob, *, credential: Any, transport: Any, progre
             except Exception as exc:  # noqa: BLE001 - logged and reported; the scan result still stands
                 log.exception("%s: auto-remediation failed", cfg.label)
                 remediation = {"error": f"{type(exc).__name__}: {exc}"}
-        deleted = 0
-        if job.retention:
-            from scanner.retention import apply_config_retention
-
-            try:
-                deleted = len(apply_config_retention(cfg, store).deleted)
-            except Exception:  # noqa: BLE001 - housekeeping never fails a scan
-                log.exception("%s: retention failed", cfg.label)
         stats = scan_stats(store, scan_id)
-        notification: dict[str, Any] | None = None
-        if job.notify:
-            from scanner.notify import notify_scan
-
-            report = job.out_dir / "report.html"
-            res = await asyncio.to_thread(notify_scan, cfg, store, scan_id,
-                                          report=str(report) if report.exists() else None, **notify_kw)
-            notification = asdict(res) if res is not None else None
+        post = await asyncio.to_thread(after_scan, cfg, store, scan_id, job.out_dir, notify=job.notify,
+                                       retention=job.retention, notify_kw=notify_kw)
+        deleted, notification = post["retention_deleted"], post["notification"]
     finally:
         store.close()
     code = getattr(result, "exit_code", None)
@@ -329,6 +316,41 @@ async def _run_locked(job: TenantJob, *, credential: Any, transport: Any, progre
         coverage_gaps=stats["coverage_gaps"], remediation=remediation, notification=notification,
         retention_deleted=deleted,
     )
+
+
+def after_scan(cfg: Config, store: Any, scan_id: str, out_dir: str | Path | None, *, notify: bool = True,
+               retention: bool = True, notify_kw: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Housekeeping after a finished scan: retention, then the webhook notification. Never raises (both are logged
+    on failure: a scan's result stands regardless). Synchronous (webhook retries sleep): async callers run it in a
+    thread."""
+    deleted = 0
+    if retention:
+        from scanner.retention import apply_config_retention
+
+        try:
+            deleted = len(apply_config_retention(cfg, store).deleted)
+        except Exception:  # noqa: BLE001 - housekeeping never fails a scan
+            log.exception("%s: retention failed", cfg.label)
+    notification: dict[str, Any] | None = None
+    if notify:
+        from scanner.notify import notify_scan
+
+        report = Path(out_dir) / "report.html" if out_dir is not None else None
+        res = notify_scan(cfg, store, scan_id, report=str(report) if report and report.exists() else None,
+                          **(notify_kw or {}))
+        notification = asdict(res) if res is not None else None
+    return {"retention_deleted": deleted, "notification": notification}
+
+
+def after_scan_of(cfg: Config, result: Any, out_dir: str | Path | None) -> dict[str, Any]:
+    """:func:`after_scan` for a ``run_scan`` result (the single-tenant ``scan`` command: one call after run_scan)."""
+    from scanner.store import Store
+
+    scan_id = _scan_id_of(result)
+    if scan_id is None:
+        return {"retention_deleted": 0, "notification": None}
+    with Store(cfg.database_path) as store:
+        return after_scan(cfg, store, scan_id, out_dir)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -479,6 +501,37 @@ def write_summary(root: Path, outcomes: Sequence[TenantOutcome],
     return js, html
 
 
+def scan_many_cli(config_paths: Sequence[str | Path], *, out_dir: Path | None, default_out: str | Path,
+                  fail_on: str | None = None, resume: bool = False, quiet: bool = False) -> int:
+    """The body of ``m365sweep scan`` with several ``--config`` values (or a directory): returns the exit code.
+
+    Each tenant writes ``<out>/<label>/``; ``<out>/summary.json`` and ``summary.html`` summarise them all."""
+    import click
+
+    from scanner.logsetup import setup_logging
+    from scanner.progress import make_progress
+
+    configs = load_configs(config_paths)
+    first = configs[0]
+    level = first.logging.level
+    if quiet and level in ("debug", "info"):
+        level = "warning"
+    setup_logging(first.logging.format, level,
+                  extra_env=[c.notify.webhook_url_env for c in configs if c.notify.webhook_url_env])
+    root = Path(out_dir) if out_dir is not None else Path(default_out)
+    res = run_many_sync(configs, root, progress_factory=lambda c: make_progress(quiet=quiet, tenant=c.label),
+                        resume=resume, fail_on=fail_on)
+    for o in res.outcomes:
+        click.echo(_printable(outcome_line(o)))
+    click.echo(f"summary: {res.summary_html} and {res.summary_json.name}")
+    return res.exit_code
+
+
+def _printable(text: str) -> str:
+    # Tenant strings are attacker-controlled: never let them drive the terminal.
+    return "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in text)
+
+
 def outcome_line(o: TenantOutcome) -> str:
     """One line per tenant for the terminal."""
     if o.exit_code == EXIT_ERROR:
@@ -491,7 +544,7 @@ def outcome_line(o: TenantOutcome) -> str:
 
 
 __all__ = [
-    "ManyResult", "TenantJob", "TenantOutcome", "check_independent", "combine_exit_codes", "expand_config_paths",
+    "ManyResult", "TenantJob", "after_scan", "after_scan_of", "scan_many_cli", "TenantOutcome", "check_independent", "combine_exit_codes", "expand_config_paths",
     "exit_code_for", "jobs_for", "load_configs", "outcome_line", "run_many", "run_many_sync", "run_tenant",
     "scan_stats", "slug", "summary_data", "write_summary",
 ]
