@@ -87,7 +87,17 @@ def _m1(db: sqlite_utils.Database) -> None:
     db["journal"].create_index(["upn"], if_not_exists=True)
 
 
-MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [("0001_initial", _m1)]
+def _m2(db: sqlite_utils.Database) -> None:
+    # UPN lookups are case-insensitive; without NOCASE indexes each lookup scans the table (O(n^2) at 100k accounts).
+    db.execute("create index if not exists idx_accounts_upn_nocase on accounts (scan_id, upn collate nocase)")
+    db.execute("create index if not exists idx_findings_upn_nocase on findings (scan_id, upn collate nocase)")
+    db.execute("create index if not exists idx_history_upn on finding_history (upn collate nocase)")
+
+
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
+    ("0001_initial", _m1),
+    ("0002_upn_nocase_indexes", _m2),
+]
 
 
 def pending(db: sqlite_utils.Database) -> list[str]:
