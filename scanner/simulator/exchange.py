@@ -305,7 +305,7 @@ def run(t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
     if cmdlet == "Get-BlockedSenderAddress":
         want = (params.get("SenderAddress") or "").lower()
         rows = []
-        for u in t.explicit + list(t._live.values()):
+        for u in t.changed_users():
             if u.mailbox and u.mailbox.blocked and (not want or want == (u.mail or "").lower()):
                 rows.append({"SenderAddress": u.mail, "Reason": u.mailbox.blocked["Reason"],
                              "CreatedDatetime": u.mailbox.blocked["CreatedDatetime"],

@@ -6,7 +6,8 @@ import hashlib
 import random
 import re
 import secrets
-from collections import Counter
+import zlib
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -201,6 +202,7 @@ class User:
     _mailbox_perms: list[dict] | None = None
     _recipient_perms: list[dict] | None = None
     _sent: list[datetime] | None = None
+    _rule_seq: int = 0
     explicit: bool = False
 
     @property
@@ -234,7 +236,11 @@ class Tenant:
         self.explicit: list[User] = []
         self._upn_explicit: dict[str, int] = {}
         self.n_background = 0
-        self._live: dict[int, User] = {}
+        # Background users that were read are cached (LRU, regenerated identically after eviction);
+        # users that changed are pinned in _dirty and never evicted.
+        self._live: OrderedDict[int, User] = OrderedDict()
+        self._dirty: dict[int, User] = {}
+        self.live_cache_size = 20_000
         self._bg_upn_index: dict[str, int] | None = None
         self.labels: dict[str, dict] = {}
         self.mutations: list[dict] = []
@@ -249,7 +255,6 @@ class Tenant:
         self.token_generation = 0
         self.token_secret = hashlib.sha256(f"sim-token-{seed}".encode()).digest()
         self.password_salt = secrets.token_bytes(8)
-        self._rule_counter = 0
 
     # ------------------------------------------------------------------ clock
     def now(self) -> datetime:
@@ -374,14 +379,30 @@ class Tenant:
         """User by index; background users are regenerated on demand unless already live (touched/mutated)."""
         if i < len(self.explicit):
             return self.explicit[i]
+        u = self._dirty.get(i)
+        if u is not None:
+            return u
         u = self._live.get(i)
         if u is not None:
+            self._live.move_to_end(i)
             return u
         u = self._make_bg_user(i)
         if keep:
             self._live[i] = u
             self.stats["users_live"] += 1
+            if len(self._live) > self.live_cache_size:
+                self._live.popitem(last=False)
+                self.stats["users_evicted"] += 1
         return u
+
+    def mark_dirty(self, u: User) -> None:
+        """Pin a changed background user so its state survives (unchanged ones are regenerated on demand)."""
+        if not u.explicit and u.index not in self._dirty:
+            self._dirty[u.index] = u
+            self._live.pop(u.index, None)
+
+    def changed_users(self) -> list[User]:
+        return self.explicit + list(self._dirty.values())
 
     def iter_users(self, start: int = 0):
         for i in range(start, self.user_count):
@@ -521,8 +542,9 @@ class Tenant:
         return None
 
     def next_rule_identity(self, u: User) -> int:
-        self._rule_counter += 1
-        return (ids.mix(self.seed, u.index, self._rule_counter, 55) | (1 << 63)) & ids.M64
+        # per-user sequence: a regenerated (evicted) mailbox gets the very same rule ids again
+        u._rule_seq += 1
+        return (ids.mix(self.seed, u.index, u._rule_seq, 55) | (1 << 63)) & ids.M64
 
     def rules(self, u: User) -> list[Rule]:
         if u._rules is None:
@@ -603,6 +625,8 @@ class Tenant:
     def add_method(self, u: User, collection: str, props: dict, *, created: datetime | None = None,
                    method_id: str | None = None, default: bool = False, log: bool = True) -> dict:
         """Add an authentication method (collection = 'phoneMethods', 'microsoftAuthenticatorMethods', ...)."""
+        if log:
+            self.mark_dirty(u)
         meths = self.methods(u) if u._methods is not None else u._methods
         if meths is None:
             u._methods = []
@@ -614,7 +638,7 @@ class Tenant:
             elif collection == "fido2Methods":
                 method_id = ids.fido_id(self.seed, u.index, len(meths))
             else:
-                method_id = ids.random_guid(self.seed, u.index, len(meths), hash(collection) & 0xFFFF)
+                method_id = ids.random_guid(self.seed, u.index, len(meths), zlib.crc32(collection.encode()) & 0xFFFF)
         m = {"@odata.type": METHOD_TYPES[collection], "id": method_id, "createdDateTime": iso(created)}
         if collection == "phoneMethods":
             m.pop("createdDateTime")  # phone methods carry no timestamp
@@ -764,6 +788,7 @@ class Tenant:
         return ROLE_TEMPLATES[role] if role in ROLE_TEMPLATES else role
 
     def add_role(self, u: User, role: str, *, created: datetime | None = None, log: bool = True) -> dict:
+        # roles live in the tenant-wide table, so the user object itself need not be pinned
         rd = self.role_definition_id(role)
         rid = ids.role_assignment_id(rd, u.id)
         a = {"id": rid, "principalId": u.id, "roleDefinitionId": rd, "directoryScopeId": "/",
@@ -796,6 +821,8 @@ class Tenant:
         """Plant an inbox rule. ``actions.moveToFolder``/``copyToFolder`` may name a folder path."""
         if isinstance(u, str):
             u = self.user(u)
+        if log:
+            self.mark_dirty(u)
         rules = u._rules if u._rules is not None else None
         if rules is None:
             u._rules = []
@@ -826,6 +853,7 @@ class Tenant:
     def remove_rule(self, u: User | str, rule_id_or_name: str, *, log: bool = True) -> Rule:
         if isinstance(u, str):
             u = self.user(u)
+        self.mark_dirty(u)
         rules = self.rules(u)
         r = next(x for x in rules if x.id == rule_id_or_name or x.displayName == rule_id_or_name
                  or str(x.rule_identity) == rule_id_or_name)
@@ -837,6 +865,7 @@ class Tenant:
     def add_many_rules(self, u: User | str, n: int, *, prefix: str = "Rule") -> None:
         if isinstance(u, str):
             u = self.user(u)
+        self.mark_dirty(u)
         for k in range(n):
             self.add_rule(u, displayName=f"{prefix} {k}", conditions={"subjectContains": [f"project-{k}"]},
                           actions={"moveToFolder": "Inbox/Projects"}, log=False)
@@ -845,6 +874,7 @@ class Tenant:
                        deliver_and_forward: bool = False, log: bool = True) -> None:
         if isinstance(u, str):
             u = self.user(u)
+        self.mark_dirty(u)
         assert u.mailbox is not None, "user has no mailbox"
         u.mailbox.forwarding_smtp = smtp
         u.mailbox.forwarding_address = address
@@ -855,6 +885,7 @@ class Tenant:
     def add_delegate(self, u: User | str, trustee: str, rights: str = "FullAccess", log: bool = True) -> None:
         if isinstance(u, str):
             u = self.user(u)
+        self.mark_dirty(u)
         if rights == "SendAs":
             self.recipient_permissions(u).append({"Trustee": trustee, "AccessRights": ["SendAs"], "AccessControlType": "Allow",
                                                   "IsInherited": False, "InheritanceType": "None"})
@@ -870,6 +901,7 @@ class Tenant:
     def block_sender(self, u: User | str, reason: str = "OutboundSpamLimitExceeded", log: bool = True) -> None:
         if isinstance(u, str):
             u = self.user(u)
+        self.mark_dirty(u)
         assert u.mailbox is not None
         u.mailbox.blocked = {"Reason": reason, "CreatedDatetime": iso(self.now())}
         if log:
@@ -890,6 +922,7 @@ class Tenant:
         return self.user(upn).password_changed_at is not None
 
     def set_password(self, u: User, password: str, force: bool) -> None:
+        self.mark_dirty(u)
         u.password_hash = hashlib.sha256(self.password_salt + password.encode()).hexdigest()
         u.password_changed_at = self.now()
         u.lastPasswordChangeDateTime = u.password_changed_at
@@ -900,6 +933,12 @@ class Tenant:
 
     # ------------------------------------------------------------------ mutation log
     def log(self, method: str, path: str, target: User | str | None, detail: dict | None = None) -> None:
+        if isinstance(target, User):
+            self.mark_dirty(target)
+        elif isinstance(target, str):
+            idx = self.find_index(target)
+            if idx is not None and idx >= len(self.explicit):
+                self.mark_dirty(self.user_at(idx, keep=True))
         tgt = target.userPrincipalName if isinstance(target, User) else target
         self.mutations.append({"time": iso(self.now()), "method": method, "path": path, "target": tgt,
                                "detail": detail or {}})

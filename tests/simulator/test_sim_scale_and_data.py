@@ -120,3 +120,26 @@ def test_simulate_command_prints_banner_first():
     parts = dict(kv.split("=", 1) for kv in line.split(" "))
     assert list(parts) == ["graph", "exchange", "tenant", "graph_token", "exchange_token"]
     assert parts["graph"].startswith("http://127.0.0.1:") and parts["graph_token"].count(".") == 2
+
+
+async def test_read_cache_is_bounded_and_regenerates_identically():
+    t = generate_tenant(users=2000, seed=9)
+    t.live_cache_size = 50
+    app = create_app(t)
+    victim = next(u for u in (t.user_at(i) for i in range(1500, 1600))
+                  if u.mailbox and u.mailbox.kind == "user" and len(t.rules(u)) > 1)
+    victim._rules = None  # read it through the API below
+    changed = t.user_at(1600)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8765",
+                                 headers={"Authorization": f"Bearer {app.graph_token}"}) as c:
+        async def rules(u):
+            r = await c.get(f"/v1.0/users/{u.id}/mailFolders/inbox/messageRules")
+            return r.json().get("value")
+        first = await rules(victim)
+        assert first
+        await c.patch(f"/v1.0/users/{changed.id}", json={"accountEnabled": False})
+        for i in range(100, 400):
+            await c.get(f"/v1.0/users/{t.user_id_for(i)}/authentication/methods")
+        assert t.stats["users_evicted"] > 0 and len(t._live) <= 50
+        assert await rules(victim) == first            # same rule ids and content after eviction
+        assert t.user_at(1600).accountEnabled is False  # changed users are pinned
