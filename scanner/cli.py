@@ -146,16 +146,25 @@ def _printable(text: str) -> str:
 
 # ---------------------------------------------------------------------------------------------------------- scan
 @cli.command("scan")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Configuration file (TOML).")
+@click.option("--config", "config_paths", required=True, multiple=True, type=click.Path(path_type=Path),
+              help="Configuration file (TOML). Repeat it, or give a directory of *.toml, to sweep several tenants "
+                   "(each into <out>/<tenant label>/, plus <out>/summary.json and summary.html).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help=f"Output directory (default: [storage] output_dir or ./{DEFAULT_OUT}).")
 @click.option("--fail-on", type=click.Choice(SEVERITIES, case_sensitive=False), default=None,
               help="Exit 1 when a finding is at or above this severity.")
 @click.option("--resume", is_flag=True, help="Continue this tenant's unfinished scan, skipping stored accounts.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
-def scan_command(config_path: Path, out_dir: Path | None, fail_on: str | None, resume: bool, quiet: bool) -> None:
+def scan_command(config_paths: tuple[Path, ...], out_dir: Path | None, fail_on: str | None, resume: bool,
+                 quiet: bool) -> None:
     """One full tenant sweep: collect, detect, store, report."""
+    if len(config_paths) > 1 or config_paths[0].is_dir():
+        # Several tenants (scanner/tenants.py, ops): independent units of work plus one summary.
+        from scanner.tenants import scan_many_cli
+
+        sys.exit(scan_many_cli(config_paths, out_dir=out_dir, default_out=DEFAULT_OUT, fail_on=fail_on,
+                               resume=resume, quiet=quiet))
+    config_path = config_paths[0]
     from scanner.config import load_config
     from scanner.progress import make_progress
     from scanner.sweep import run_scan
@@ -169,6 +178,9 @@ def scan_command(config_path: Path, out_dir: Path | None, fail_on: str | None, r
     finally:
         _close(progress)
     _summary(result, out=out)
+    from scanner.tenants import after_scan_of
+
+    after_scan_of(cfg, result, out)  # retention + webhook notification (ops); never raises
     sys.exit(result.exit_code)
 
 
