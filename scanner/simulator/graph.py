@@ -253,10 +253,12 @@ def next_link(req: Req, offset: int) -> str:
 
 def page_size(req: Req, default: int, maximum: int, strict: bool = True) -> int:
     top = req.query.get("$top")
-    if top is None:
+    if top is None and not strict:  # Prefer: odata.maxpagesize is honoured by Outlook resources
         prefer = req.headers.get("prefer", "")
         m = re.search(r"odata\.maxpagesize=(\d+)", prefer)
         return min(int(m.group(1)), maximum) if m else default
+    if top is None:
+        return default
     try:
         n = int(top)
     except ValueError as e:

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 
 import uvicorn
 
-from .app import SimulatorApp
+from .app import SimulatedConnectionReset, SimulatorApp
+
+
+class _DropSimulatedResets(logging.Filter):
+    """Injected connection resets are intended; keep uvicorn from logging each as an application error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, SimulatedConnectionReset)
+
+
+logging.getLogger("uvicorn.error").addFilter(_DropSimulatedResets())
 
 
 class SimulatorServer:
@@ -21,8 +33,9 @@ class SimulatorServer:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.port = self._sock.getsockname()[1]
+        # the app sets its own Date header; uvicorn's would duplicate it
         self._config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False,
-                                      timeout_keep_alive=30)
+                                      timeout_keep_alive=30, date_header=False, server_header=False)
         self._server = uvicorn.Server(self._config)
         self._thread: threading.Thread | None = None
 

@@ -106,6 +106,15 @@ def test_real_server_round_trip():
                        json={"CmdletInput": {"CmdletName": "Get-Mailbox", "Parameters": {"Identity": "lee.gu@contoso.com"}}},
                        headers={"Authorization": f"Bearer {srv.exchange_token}"})
         assert r.json()["value"][0]["UserPrincipalName"] == "lee.gu@contoso.com"
+        assert len(r.headers.get_list("date")) == 1
+        t.faults.add(r"/users$", kind="reset")
+        try:
+            httpx.get(f"{srv.graph_url}/v1.0/users", headers={"Authorization": f"Bearer {srv.graph_token}"})
+            raise AssertionError("expected the connection to be cut")
+        except httpx.RemoteProtocolError:
+            pass
+        r = httpx.get(f"{srv.graph_url}/v1.0/users?$top=1", headers={"Authorization": f"Bearer {srv.graph_token}"})
+        assert r.status_code == 200
 
 
 def test_simulate_command_prints_banner_first():
