@@ -97,9 +97,6 @@ class AccountCollector:
             return True
         return a.rsplit("@", 1)[-1] in self.domains
 
-    def _tenant_collection(self, name: str, collection: str) -> NotCollected | None:
-        return self.src.gaps.get(name) if name in self.src.gaps else None
-
     # ---------------------------------------------------------------------------------------------- the chunk
     async def collect(self, users: list[dict[str, Any]]) -> tuple[list[AccountSnapshot], list[Gap]]:
         graph, ex, cfg = self.conn.graph, self.conn.exchange, self.cfg
@@ -221,20 +218,20 @@ class AccountCollector:
             uid, upn = u["id"], u["userPrincipalName"]
             st = per_user[uid]
             row = mailbox_rows[uid]
-            has_mailbox = row is not None or (directory is None and st.get("mailbox") and not st.get("no_mailbox"))
-            mailbox_type = (row or {}).get("type") if row is not None else ("UserMailbox" if has_mailbox else None)
+            if row is not None:
+                has_mailbox = True
+            elif directory is not None:
+                has_mailbox = False  # Get-Mailbox is authoritative (graph-api.md §1.3)
+            else:
+                # Get-Mailbox failed: unknown unless Graph said "no mailbox"; unknown reads as gaps, never clean.
+                has_mailbox = not st.get("no_mailbox")
+            mailbox_type = row.get("type") if row is not None else ("UserMailbox" if st.get("mailbox") else None)
             snap: dict[str, Any] = {"user": parse_user(u, mailbox_type)}
             snap["auth_methods"] = st["methods"]
             snap.update(self._tenant_level(uid))
             if not has_mailbox:
                 for c in ("forwarding", "inbox_rules", "folders", "delegates", "sending", "protocols"):
-                    if directory is None and c in ("forwarding", "delegates", "protocols"):
-                        snap[c] = self.src.gaps.get({"forwarding": "mailboxes", "delegates": "mailboxes",
-                                                     "protocols": "cas"}[c]) or no_mailbox()
-                        if st.get("no_mailbox") or not try_mailbox[uid]:
-                            snap[c] = no_mailbox()
-                    else:
-                        snap[c] = no_mailbox()
+                    snap[c] = no_mailbox()
             else:
                 snap.update(self._mailbox_collections(u, row, st, exo_by, gaps))
             s = AccountSnapshot(**snap)

@@ -203,3 +203,18 @@ async def test_user_paging_and_exchange_paging(sim_env: Any) -> None:
     assert len(pages) == 9 and sum(len(p) for p in pages) == 60
     assert len({u["id"] for p in pages for u in p}) == 60
     assert len(directory.rows) == sum(1 for u in sim_env.tenant.iter_users() if u.mailbox is not None)
+
+
+async def test_without_exchange_permission_graph_data_stays_and_exchange_sources_are_gaps(make_sim_env: Any) -> None:
+    from scanner.simulator.permissions import ALL_PERMISSIONS
+
+    env = make_sim_env(users=45, app_options={"permissions": set(ALL_PERMISSIONS) - {"Exchange.ManageAsApp"}})
+    result = await _scan(env)
+    assert result.exit_code == 3 and result.accounts_scanned == env.tenant.user_count
+    tenant_gaps = {e["collector"]: e["permission"] for e in result.errors if e["upn"] is None}
+    assert tenant_gaps["forwarding"] == "Exchange.ManageAsApp"
+    acc = _account(env, result, "alex.wilber@contoso.com")
+    assert acc.status("inbox_rules") == "collected" and acc.status("auth_methods") == "collected"
+    assert acc.status("forwarding") == "not_collected" and acc.forwarding.permission == "Exchange.ManageAsApp"
+    # Graph's 404 still tells a user without a mailbox apart.
+    assert _account(env, result, "breakglass@contoso.onmicrosoft.com").status("inbox_rules") == "not_applicable"
