@@ -1,0 +1,123 @@
+"""The operations side of the CLI: `scan` with two --config values against two served simulators, a second scan of a
+tenant whose scan is running (clear message, exit 2), `schedule` refusing a bad cron with exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scanner.cli import main
+from scanner.simulator import SimOptions, SimulatorServer, create_app, generate_tenant
+from tests.ops.receiver import Receiver
+from tests.ops.test_resume import cli, stored_accounts
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    code = exc.value.code
+    return (code if isinstance(code, int) else (0 if code is None else 2)), out, err
+
+
+def toml(srv: Any, db: Path, name: str, extra: str = "") -> str:
+    return (f'[tenant]\ntenant_id = "{srv.tenant_id}"\nname = "{name}"\n[auth]\nmethod = "access_token"\n'
+            f'[endpoints]\ngraph = "{srv.graph_url}"\nexchange = "{srv.exchange_url}"\n'
+            f'[storage]\ndatabase = "{db}"\n{extra}')
+
+
+def test_scan_two_configs_two_databases_two_reports_one_summary(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # access_token auth reads one token pair from the environment, so both configs point at one served simulated
+    # tenant under two labels (separately simulated tenants, with per-tenant credentials: test_tenants.py).
+    tenant = generate_tenant(users=25, seed=41, scenarios=True)
+    with SimulatorServer(create_app(tenant, SimOptions()), port=0) as srv:
+        monkeypatch.setenv("M365SWEEP_GRAPH_TOKEN", srv.graph_token)
+        monkeypatch.setenv("M365SWEEP_EXCHANGE_TOKEN", srv.exchange_token)
+        confs = tmp_path / "tenants"
+        confs.mkdir()
+        (confs / "alpha.toml").write_text(toml(srv, tmp_path / "alpha.db", "Alpha"))
+        (confs / "beta.toml").write_text(toml(srv, tmp_path / "beta.db", "Beta <EU>"))
+        code, out, err = run_cli(["scan", "--config", str(confs / "alpha.toml"), "--config",
+                                  str(confs / "beta.toml"), "--out", str(tmp_path / "o"), "-q"], capsys)
+        assert code == 0, err
+        code2, out2, err2 = run_cli(["scan", "--config", str(confs), "--out", str(tmp_path / "o2"), "-q"], capsys)
+        assert code2 == 0, err2
+    assert (tmp_path / "alpha.db").is_file() and (tmp_path / "beta.db").is_file()
+    for root in (tmp_path / "o", tmp_path / "o2"):
+        for d in ("Alpha", "Beta_EU"):
+            assert (root / d / "report.html").is_file() and (root / d / "findings.json").is_file()
+        summary = json.loads((root / "summary.json").read_text())
+        assert [t["label"] for t in summary["tenants"]] == ["Alpha", "Beta <EU>"]
+        n = {t["accounts_scanned"] for t in summary["tenants"]}
+        assert len(n) == 1 and n.pop() >= 25 and all(t["exit_code"] == 0 for t in summary["tenants"])
+        assert "Beta &lt;EU&gt;" in (root / "summary.html").read_text()
+    assert "Alpha: " in out and " accounts, " in out and "summary: " in out
+
+
+def test_second_scan_of_a_running_tenant_exits_2_with_a_clear_message(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    tenant = generate_tenant(users=100, seed=5, scenarios=True)
+    with SimulatorServer(create_app(tenant, SimOptions(latency_ms=25)), port=0) as srv:
+        env = {**os.environ, "M365SWEEP_GRAPH_TOKEN": srv.graph_token, "M365SWEEP_EXCHANGE_TOKEN": srv.exchange_token}
+        monkeypatch.setenv("M365SWEEP_GRAPH_TOKEN", srv.graph_token)
+        monkeypatch.setenv("M365SWEEP_EXCHANGE_TOKEN", srv.exchange_token)
+        db = tmp_path / "t.db"
+        cfg = tmp_path / "t.toml"
+        cfg.write_text(toml(srv, db, "Contoso"))
+        first = subprocess.Popen(cli("scan", "--config", str(cfg), "--out", str(tmp_path / "o1"), "-q"), env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while stored_accounts(db) < 1:  # the first scan holds the lock and is collecting
+                assert time.monotonic() < deadline and first.poll() is None
+                try:
+                    first.wait(timeout=0.05)
+                except subprocess.TimeoutExpired:
+                    pass
+            code, out, err = run_cli(["scan", "--config", str(cfg), "--out", str(tmp_path / "o2"), "-q"], capsys)
+            assert first.poll() is None, "the first scan ended before the second one was tried"
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=30)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err
+    assert lines[0].startswith("error: another scan of tenant Contoso is already running")
+    assert f"pid {first.pid}" in lines[0]
+    assert not (tmp_path / "o2").exists()
+
+
+def test_schedule_refuses_a_bad_cron_with_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[tenant]\ntenant_id = "contoso.onmicrosoft.com"\n[auth]\nmethod = "access_token"\n'
+                   '[schedule]\ncron = "0 25 * * *"\n')
+    code, out, err = run_cli(["schedule", "--config", str(cfg)], capsys)
+    assert code == 2 and err.startswith("error: ") and "schedule.cron" in err and "Traceback" not in err
+
+
+def test_single_tenant_scan_notifies_the_webhook(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    tenant = generate_tenant(users=30, seed=9, scenarios=True)
+    with SimulatorServer(create_app(tenant, SimOptions()), port=0) as srv, Receiver() as rx:
+        monkeypatch.setenv("M365SWEEP_GRAPH_TOKEN", srv.graph_token)
+        monkeypatch.setenv("M365SWEEP_EXCHANGE_TOKEN", srv.exchange_token)
+        monkeypatch.setenv("TEAMS_HOOK", rx.url)
+        cfg = tmp_path / "t.toml"
+        cfg.write_text(toml(srv, tmp_path / "t.db", "Contoso",
+                            '[notify]\nwebhook_url_env = "TEAMS_HOOK"\nformat = "teams"\nmin_severity = "critical"\n'))
+        code, out, err = run_cli(["scan", "--config", str(cfg), "--out", str(tmp_path / "o"), "-q"], capsys)
+        assert code == 0, err
+        assert rx.wait_for(1)
+    card = rx.received[0]["attachments"][0]["content"]
+    crit = [f for f in json.loads((tmp_path / "o" / "findings.json").read_text())["findings"]
+            if f["severity"] == "critical" and not f.get("suppressed")]
+    assert card["body"][0]["text"] == f"m365sweep: first scan, {len(crit)} finding(s) in Contoso"
+    assert "SECRETPART" not in out + err
