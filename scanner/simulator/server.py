@@ -31,6 +31,9 @@ class SimulatorServer:
         self.host = host
         self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # accepted sockets inherit TCP_NODELAY: without it headers and body go out as two segments and every
+        # response waits for the client's delayed ACK (~40 ms).
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock.bind((host, port))
         self.port = self._sock.getsockname()[1]
         # the app sets its own Date header; uvicorn's would duplicate it
