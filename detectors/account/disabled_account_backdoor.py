@@ -3,6 +3,8 @@
 Sees: ``accountEnabled: false`` accounts with an external (non-allow-listed) mailbox or rule forward, an
 authentication method new since the last scan, or a rule first seen since the last scan. The leaver pattern (internal
 ``ForwardingAddress`` to the manager) is not reported.
+Not reported: shared / room / equipment mailboxes (disabled by design; their forwards and rules are scored by the
+mail detectors).
 Misses: dormant-but-enabled accounts (no sign-in data in the snapshot).
 """
 
@@ -29,8 +31,17 @@ META = DetectorMeta(
 )
 
 
+# Shared / resource mailboxes have a user object whose sign-in Microsoft says to block ("Every shared mailbox has a
+# corresponding user account ... You should always block sign-in for the shared mailbox account and keep it blocked",
+# https://learn.microsoft.com/microsoft-365/lighthouse/m365-lighthouse-block-signin-shared-mailboxes): disabled is
+# their normal state, not a dormant identity.
+RESOURCE_MAILBOXES = frozenset({"sharedmailbox", "roommailbox", "equipmentmailbox", "schedulingmailbox"})
+
+
 def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
     if account.user.account_enabled is not False:
+        return
+    if (account.user.mailbox_type or "").lower() in RESOURCE_MAILBOXES:
         return
     found: list[str] = []
     fwd = account.get("forwarding")

@@ -1,8 +1,8 @@
 """Profile mobile phone / alternate e-mail changed since the last scan (detections.md §H1).
 
 Sees: ``mobilePhone`` and ``otherMails`` compared with the previous scan; *linked* when the new value is an external
-forwarding destination on any account, or a phone/address another account uses — the attacker's address showing up
-in two places.
+forwarding destination or contact address of *another* account, or a phone another account uses — the attacker's
+address showing up in two places. Links on the same account (and on a first scan) are ``contact.linked_artefact``.
 Misses: changes on the first scan (no baseline); business phone changes.
 """
 
@@ -44,10 +44,14 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
                            severity=Severity.HIGH if others else Severity.LOW, score=30 if others else 5)
     before = {a for a in (address_of(x) for x in p.other_mails) if a}
     for a in sorted({a for a in (address_of(x) for x in u.other_mails) if a} - before):
-        linked = sorted(set(ctx.facts.forward_destinations.get(a, frozenset())) |
-                         (set(ctx.facts.contact_addresses.get(a, frozenset())) - {me}))
+        # Only *other* accounts make ``linked_to``: the same address as this account's own forward target is scored
+        # once, by contact.linked_artefact (a user adding the personal mailbox they already forward to as a backup
+        # address is a documented benign pair, §H1 / Microsoft's self-forwarding note).
+        linked = sorted((set(ctx.facts.forward_destinations.get(a, frozenset())) |
+                         set(ctx.facts.contact_addresses.get(a, frozenset()))) - {me})
         ev = {"field": "otherMails", "added": a, "freemail": is_freemail(a.rsplit("@", 1)[-1])}
         if linked:
             ev["linked_to"] = linked[:20]
+        # The link's points live in contact.linked_artefact (family "link"); here the change itself is scored.
         yield make_finding(META, account, evidence=ev, artefact=f"othermail:{a}",
-                           severity=Severity.HIGH if linked else Severity.LOW, score=30 if linked else 5)
+                           severity=Severity.HIGH if linked else Severity.LOW, score=10 if linked else 5)

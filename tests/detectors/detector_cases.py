@@ -213,6 +213,38 @@ CASES: list[tuple[str, str, dict[str, Any], Any]] = [
                                                                 "user": {"other_mails": ["help.alice@gmail.com"]}},
      True),
     ("contact.contact_info_changed", "unchanged", {"has_previous": True}, False),
+    # --- linking (detections.md §H1): fires on a first scan too
+    ("contact.linked_artefact", "first scan: otherMails is the free-mail mailbox forward target", {
+        "user": {"other_mails": ["a.vance.finance@outlook.com"]},
+        "forwarding": {"forwarding_smtp_address": "smtp:a.vance.finance@outlook.com"}}, True),
+    ("contact.linked_artefact", "email auth method is the rule's redirect target", {
+        "methods": [{"id": "m-mail", "method_type": "emailAuthenticationMethod",
+                     "email_address": "alice.h@proton.me", "created_hours_ago": 30}],
+        "rules": [{"displayName": "r", "actions": {"redirectTo": ["alice.h@proton.me"]}}]}, True),
+    ("contact.linked_artefact", "my backup address is where bob's mailbox forwards", {
+        "user": {"other_mails": ["drop.box@gmail.com"]},
+        "others": [{"upn": "bob@contoso.com", "forwarding": {"forwarding_smtp_address": "drop.box@gmail.com"}}]},
+     True),
+    ("contact.linked_artefact", "mobilePhone changed to the new phone method's number", {
+        "has_previous": True, "user": {"mobile_phone": "+44 7700 900461"},
+        "methods": [{"id": "m-att", "phone_number": "+447700900461", "created_hours_ago": 4}]}, True),
+    ("contact.linked_artefact", "personal backup address, forward goes elsewhere (internal)", {
+        "user": {"other_mails": ["alice.personal@gmail.com"]},
+        "forwarding": {"forwarding_smtp_address": "bob@contoso.com"}}, False),
+    ("contact.linked_artefact", "first scan: mobilePhone equals the user's own phone method", {
+        "methods": [{"id": "m-ph", "phone_number": "+1 555 0100", "created_hours_ago": 20}]}, False),
+    ("contact.linked_artefact", "otherMails equals the email auth method (both contact fields)", {
+        "user": {"other_mails": ["alice.personal@gmail.com"]},
+        "methods": [{"id": "m-mail", "method_type": "emailAuthenticationMethod",
+                     "email_address": "alice.personal@gmail.com", "created_hours_ago": 9000}]}, False),
+    ("contact.linked_artefact", "forward to an allow-listed partner that is also the backup address", {
+        "user": {"other_mails": ["alice@partner-accounting.com"]},
+        "forwarding": {"forwarding_smtp_address": "alice@partner-accounting.com"},
+        "allowlist": {"forwarding_domains": [{"value": "partner-accounting.com", "reason": "secondment"}]}}, False),
+    ("contact.linked_artefact", "disabled rule's old forward target equals the backup address", {
+        "user": {"other_mails": ["alice.personal@gmail.com"]},
+        "rules": [{"displayName": "old", "isEnabled": False, "actions": {"forwardTo": ["alice.personal@gmail.com"]}}]},
+     False),
     # --- account state
     ("account.disabled_account_backdoor", "disabled with gmail forward", {"user": {"account_enabled": False},
                                                                           "forwarding": {"forwarding_smtp_address":
@@ -221,6 +253,12 @@ CASES: list[tuple[str, str, dict[str, Any], Any]] = [
                                                                        "forwarding": {"forwarding_address": "Mgr",
                                                                                       "forwarding_address_resolved":
                                                                                       "mgr@contoso.com"}}, False),
+    # Shared mailboxes' user objects are disabled by design (Microsoft: "You should always block sign-in for the shared
+    # mailbox account"), so "disabled" says nothing there; their forwards are scored by the forwarding detectors.
+    ("account.disabled_account_backdoor", "disabled shared mailbox forwarding to SaaS intake", {
+        "user": {"account_enabled": False, "mailbox_type": "SharedMailbox"},
+        "forwarding": {"forwarding_smtp_address": "support@contoso.zendesk.com",
+                       "deliver_to_mailbox_and_forward": True}}, False),
     ("account.protected_account_change", "break-glass new method", {"protected": ["alice@contoso.com"],
                                                                     "has_previous": True, "methods": [
         {"id": "m-x", "phone_number": "+1 555 9999"}]}, True),
