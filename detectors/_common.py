@@ -88,6 +88,13 @@ def norm_phone(p: str | None) -> str:
     return digits
 
 
+def rollout_threshold(accounts_scanned: int) -> int:
+    """Accounts registering the same phishing-resistant method type in one window that make a roll-out, not an attack
+    (detections.md §C1 FP: "passkey/FIDO2 roll-outs (many users on the same day)"). A tenth of the tenant, at least 5 —
+    capped at 25 so a large tenant rolling out in nightly waves (a few hundred of 10,000) still reads as a roll-out."""
+    return max(5, min(max(accounts_scanned, 1) // 10, 25))
+
+
 IGNORED_METHOD_TYPES = frozenset({"passwordAuthenticationMethod"})
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from detectors._common import method_label, new_methods, real_methods
+from detectors._common import method_label, new_methods, real_methods, rollout_threshold
 from detectors._domains import is_freemail
 from detectors._model import DetectorMeta, Finding, ScanContext, Severity, make_finding
 from scanner.snapshot import AccountSnapshot
@@ -50,7 +50,7 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
             ev["created"] = m.created_date_time.isoformat()
         burst = ctx.facts.new_method_types.get(m.method_type, 0)
         sev, score = Severity.MEDIUM, 15
-        if m.method_type in ROLLOUT_TYPES and burst >= max(5, n_accounts // 10):
+        if m.method_type in ROLLOUT_TYPES and burst >= rollout_threshold(n_accounts):
             ev["rollout"] = f"{burst} accounts registered this method type in the same window"
             sev, score = Severity.LOW, 3
         elif not had_prior and len(new) == 1:

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from detectors._common import is_privileged, method_label, new_methods, privileged_roles, real_methods, role_label
+from detectors._common import (
+    is_privileged,
+    method_label,
+    new_methods,
+    privileged_roles,
+    real_methods,
+    role_label,
+    rollout_threshold,
+)
 from detectors._model import DetectorMeta, Finding, ScanContext, Severity, make_finding
 from scanner.snapshot import AccountSnapshot
 
@@ -45,7 +53,7 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
     removed_types = {m.method_type for m in removed}
     n = max(ctx.facts.accounts_scanned, 1)
     genuine_adds = [m for m, _ in added if m.method_type not in removed_types and not (
-        m.method_type in ROLLOUT and ctx.facts.new_method_types.get(m.method_type, 0) >= max(5, n // 10))]
+        m.method_type in ROLLOUT and ctx.facts.new_method_types.get(m.method_type, 0) >= rollout_threshold(n))]
     had_prior = any(m.id not in {a.id for a, _ in added} for m in real_methods(methods))
     near = bool(genuine_adds) and (had_prior or ctx.previous is not None)
     ev = {"roles": [role_label(r) for r in privileged_roles(account)] or ["(privileged per tenant facts)"],

@@ -42,6 +42,9 @@ S = {
     "exo_limits": "https://learn.microsoft.com/office365/servicedescriptions/exchange-online-service-description/exchange-online-limits",
     "hearth": "https://github.com/THORCollective/HEARTH/issues/193",
     "elastic_name": "elastic/detection-rules: rules/integrations/o365/defense_evasion_exchange_inbox_rule_obfuscated_name.toml",
+    "sentinel_mfa": "Azure/Azure-Sentinel: Solutions/Microsoft Entra ID/Analytic Rules/SuspiciousSignInFollowedByMFAModification.yaml",
+    "shared_signin": "https://learn.microsoft.com/microsoft-365/lighthouse/m365-lighthouse-block-signin-shared-mailboxes",
+    "passkeys": "https://learn.microsoft.com/entra/identity/authentication/how-to-enable-passkey-fido2",
 }
 NEWPHONE = {"id": "m-att", "phone_number": "+44 7700 900461", "created_hours_ago": 4}
 NEWAPP = {"id": "m-att2", "method_type": "microsoftAuthenticatorAuthenticationMethod", "display_name": "SM-G991B",
@@ -175,6 +178,27 @@ malicious = [
         "rules": [{"displayName": "7", "conditions": {"subjectContains": ["undeliverable"]},
                    "actions": {"moveToFolder": "Conversation History", "markAsRead": True}}]},
          ["T1564.008", "T1534"]),
+    # --- refinement pass: linking on any scan (detections.md §H1, §J "+30"), same window (§J.8, §K.2), §J.7
+    case("Microsoft response guide: free-mail redirect without copy, authenticator added 3 h ago, otherMails = the "
+         "same address (first scan)", M, "resp", {
+             "user": {"other_mails": ["a.vance.finance@outlook.com"]},
+             "forwarding": {"forwarding_smtp_address": "smtp:a.vance.finance@outlook.com",
+                            "deliver_to_mailbox_and_forward": False},
+             "methods": [NEWAPP]}, ["T1114.003", "T1098.005", "T1098"]),
+    case("Sentinel MFA-after-risky-sign-in, state side: new gmail mailbox forward and new authenticator first seen in "
+         "the same scan", M, "sentinel_mfa", {
+             "has_previous": True, "methods": [NEWAPP],
+             "forwarding": {"forwarding_smtp_address": "smtp:fin.records.2026@gmail.com",
+                            "deliver_to_mailbox_and_forward": True}}, ["T1114.003", "T1098.005"]),
+    case("Storm-1167: SMS method added and the profile mobile changed to the same number; rule redirects to proton",
+         M, "storm1167", {
+             "has_previous": True, "user": {"mobile_phone": "+44 7700 900461"}, "methods": [NEWPHONE],
+             "rules": [{"displayName": "Sync", "conditions": {"subjectContains": ["invoice"]},
+                        "actions": {"redirectTo": ["ap.sync@proton.me"]}}]}, ["T1114.003", "T1098.005", "T1098"]),
+    case("PerfectData Software mailbox export and eM Client consented by the same user", M, "perfectdata", {
+        "grants": [{"app_display_name": "PerfectData Software", "scopes": ["EWS.AccessAsUser.All", "offline_access"]},
+                   {"app_display_name": "eM Client", "scopes": ["Mail.ReadWrite", "Mail.Send", "offline_access"]}]},
+         ["T1114.002", "T1528"]),
 ]
 
 L = "benign_lookalike"
@@ -311,6 +335,64 @@ lookalikes = [
                                              "access_right": "FullAccess"}]}),
     case("Disabled old inbox rule forwarding to a former partner", L, "manip", {"rules": [{
         "displayName": "Old partner", "isEnabled": False, "actions": {"forwardTo": ["ops@oldpartner.com"]}}]}),
+    # --- refinement pass: benign look-alikes of linking / same-window / BEC-tool corroboration
+    case("Executive self-forward to a personal gmail that is also their SSPR backup address (first scan)", L, "fwdpb", {
+        "user": {"other_mails": ["j.whitfield.home@gmail.com"]},
+        "forwarding": {"forwarding_smtp_address": "smtp:j.whitfield.home@gmail.com",
+                       "deliver_to_mailbox_and_forward": True}}),
+    case("Self-forward to a personal gmail without a copy, same address as backup e-mail", L, "fwdpb", {
+        "user": {"other_mails": ["j.whitfield.home@gmail.com"]},
+        "forwarding": {"forwarding_smtp_address": "smtp:j.whitfield.home@gmail.com",
+                       "deliver_to_mailbox_and_forward": False}}),
+    case("User adds the personal mailbox they already forward to as a backup address", L, "fwdpb", {
+        "previous": {"forwarding": {"forwarding_smtp_address": "j.whitfield.home@gmail.com",
+                                    "deliver_to_mailbox_and_forward": True}},
+        "user": {"other_mails": ["j.whitfield.home@gmail.com"]},
+        "forwarding": {"forwarding_smtp_address": "j.whitfield.home@gmail.com", "deliver_to_mailbox_and_forward": True}}),
+    case("New hire: first phone method, rule forwards to the manager (internal only)", L, "splunk_mfa", {
+        "user": {"created_days_ago": 2}, "replace_methods": True, "methods": [
+            {"id": "m-pw", "method_type": "passwordAuthenticationMethod", "created_hours_ago": 50},
+            {"id": "m-first", "phone_number": "+1 425 555 0100", "created_hours_ago": 20}],
+        "rules": [{"displayName": "To manager", "conditions": {"subjectContains": ["onboarding"]},
+                   "actions": {"forwardTo": ["manager@contoso.com"]}}]}),
+    case("Device replacement next to a standing self-forward to a personal gmail", L, "fwdpb", {
+        "previous": {"forwarding": {"forwarding_smtp_address": "j.whitfield.home@gmail.com",
+                                    "deliver_to_mailbox_and_forward": True}},
+        "forwarding": {"forwarding_smtp_address": "j.whitfield.home@gmail.com", "deliver_to_mailbox_and_forward": True},
+        "remove_methods": ["m-app"], "methods": [
+            {"id": "m-app-new", "method_type": "microsoftAuthenticatorAuthenticationMethod", "display_name": "iPhone 15",
+             "created_hours_ago": 10}]}),
+    case("FIDO2 roll-out night on an account with a standing personal-gmail forward", L, "passkeys", {
+        "previous": {"forwarding": {"forwarding_smtp_address": "j.whitfield.home@gmail.com",
+                                    "deliver_to_mailbox_and_forward": True}},
+        "forwarding": {"forwarding_smtp_address": "j.whitfield.home@gmail.com", "deliver_to_mailbox_and_forward": True},
+        "methods": [{"id": "m-key", "method_type": "fido2AuthenticationMethod", "display_name": "YubiKey 5",
+                     "created_hours_ago": 6}],
+        "accounts_scanned": 200, "new_method_types": {"fido2AuthenticationMethod": 60}}),
+    case("Sales user consented SigParser and CloudSponge (contact tools on the BEC list, no export tool)", L,
+         "datadog_bec", {"grants": [
+             {"app_display_name": "SigParser", "scopes": ["Mail.Read", "offline_access"]},
+             {"app_display_name": "CloudSponge", "scopes": ["Contacts.Read", "offline_access"]}]}),
+    case("New hire deletes phishing-simulation mails; first method registered", L, "sentinel_malrule", {
+        "user": {"created_days_ago": 3}, "replace_methods": True, "methods": [
+            {"id": "m-first", "method_type": "microsoftAuthenticatorAuthenticationMethod", "created_hours_ago": 30}],
+        "rules": [{"displayName": "Phish tests", "conditions": {"subjectContains": ["phishing simulation"]},
+                   "actions": {"delete": True}}]}),
+    case("Expired Temporary Access Pass left on a new hire", L, "tap", {
+        "user": {"created_days_ago": 5}, "methods": [
+            {"id": "m-tap", "method_type": "temporaryAccessPassAuthenticationMethod", "is_usable": False,
+             "created_hours_ago": 100}]}),
+    case("Disabled shared help-desk mailbox forwards to its Zendesk intake", L, "shared_signin", {
+        "upn": "helpdesk@contoso.com", "user": {"account_enabled": False, "mailbox_type": "SharedMailbox"},
+        "forwarding": {"forwarding_smtp_address": "support@contoso.zendesk.com",
+                       "deliver_to_mailbox_and_forward": True}}),
+    case("Large tenant: passkey roll-out wave of 200 accounts in one night (10,000 scanned)", L, "passkeys", {
+        "has_previous": True, "methods": [{"id": "m-key", "method_type": "fido2AuthenticationMethod",
+                                           "display_name": "YubiKey 5", "created_hours_ago": 5}],
+        "accounts_scanned": 10000, "new_method_types": {"fido2AuthenticationMethod": 200}}),
+    case("User registers their own profile mobile as the first phone method (first scan)", L, "splunk_mfa", {
+        "replace_methods": True, "methods": [{"id": "m-first", "phone_number": "+1 555 0100",
+                                              "created_hours_ago": 12}]}),
 ]
 
 B = "benign"
