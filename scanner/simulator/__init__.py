@@ -40,7 +40,17 @@ retry_after="1", code=None, message=None)``. ``match`` is a regex searched in th
 or an exact cmdlet name (``"Get-InboxRule"``). Kinds: ``status`` (error JSON with ``status``), ``throttle`` (429;
 ``retry_after="2.128"`` or ``None`` for no header), ``reset`` (connection cut mid-body; in-process clients get
 ``httpx.RemoteProtocolError``), ``malformed`` / ``truncated`` (200 with broken JSON), ``loop_nextlink`` (the page's
-nextLink points at itself), ``empty``. ``times=None`` = forever. Random faults: ``SimOptions(fault_rate, seed)``.
+nextLink points at itself), ``empty``, ``expire_tokens`` (401 ``InvalidAuthenticationToken`` and every token issued so
+far stops working: "the token expired mid-scan"; freshly issued tokens work). ``times=None`` = forever. Random faults: ``SimOptions(fault_rate, seed)``.
+
+Scale: background users are derived from (seed, index) on demand; ids and UPNs invert in O(1). Users read through
+the API sit in a bounded LRU (``tenant.live_cache_size``, regenerated identically after eviction); changed users are
+pinned (``tenant.mark_dirty(u)``, ``tenant.changed_users()``). ``tenant.user_at(i)`` / ``tenant.iter_users()`` walk
+the directory in listing order.
+
+Other options: ``SimOptions(token_lifetime_s=3600, exchange_page_size=1000, shuffle_batch=True, nul_403_gzip=True)``
+(unknown cmdlets answer 403 with a NUL byte declared as gzip, as the real endpoint does; httpx raises DecodingError on
+it unless the client streams the body).
 
 Throttling (``SimOptions(throttle=True)``): Outlook per mailbox 4 concurrent / 10,000 per 10 min
 (``ApplicationThrottled``), directory resource units per 10 s by tenant size with ``x-ms-resource-unit`` /

@@ -160,6 +160,14 @@ class SimulatorApp:
         return Resp(status, body, h)
 
     def _fault_response(self, f: FaultRule, rid: str, crid: str, exchange_api: bool = False) -> Resp | None:
+        if f.kind == "expire_tokens":
+            # the token in use (and every other issued so far) expires right now, mid-scan
+            self.expire_tokens()
+            if exchange_api:
+                return Resp(401, b"", {"WWW-Authenticate": 'Bearer error="invalid_token"',
+                                       "x-ms-diagnostics": '2000001;reason="Lifetime validation failed, the token is expired.";error_category="invalid_token"'})
+            return self._graph_error(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.",
+                                     rid, crid)
         if f.kind == "reset":
             return Resp(200, b"", {"Content-Type": JSON_CT}, special="reset")
         if f.kind == "malformed":

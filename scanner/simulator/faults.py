@@ -6,7 +6,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-KINDS = ("status", "throttle", "reset", "malformed", "truncated", "loop_nextlink", "empty")
+KINDS = ("status", "throttle", "reset", "malformed", "truncated", "loop_nextlink", "empty", "expire_tokens")
 
 
 @dataclass

@@ -66,6 +66,9 @@ class SimulatorServer:
     def tenant(self):
         return self.app.tenant
 
+    def issue_token(self, resource: str = "https://graph.microsoft.com", lifetime_s: int | None = None) -> str:
+        return self.app.issue_token(resource, lifetime_s)
+
     def banner(self) -> str:
         return (f"graph={self.graph_url} exchange={self.exchange_url} tenant={self.tenant_id} "
                 f"graph_token={self.graph_token} exchange_token={self.exchange_token}")

@@ -158,6 +158,16 @@ async def test_token_expiry_and_audience(app):
     assert "MailboxSettings.Read" in claims["roles"] and claims["exp"] > claims["iat"]
 
 
+async def test_token_expires_mid_scan_fault(client, app, tenant):
+    tenant.faults.add("/authentication/methods", kind="expire_tokens", upn="lee.gu@contoso.com")
+    assert (await client.get("/v1.0/users/adele.vance@contoso.com/authentication/methods")).status_code == 200
+    r = await client.get("/v1.0/users/lee.gu@contoso.com/authentication/methods")
+    assert r.status_code == 401 and err(r) == "InvalidAuthenticationToken"
+    assert (await client.get("/v1.0/users/adele.vance@contoso.com/authentication/methods")).status_code == 401
+    fresh = {"Authorization": f"Bearer {app.issue_token('https://graph.microsoft.com')}"}
+    assert (await client.get("/v1.0/users/lee.gu@contoso.com/authentication/methods", headers=fresh)).status_code == 200
+
+
 async def test_permission_specifics(tenant):
     app = create_app(tenant, SimOptions(permissions={"User.Read.All", "User.ReadWrite.All"}))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8765",
