@@ -149,3 +149,13 @@ def test_notify_sends_once_per_scan_only_when_something_new(monkeypatch: pytest.
 
 def test_no_webhook_configured_sends_nothing() -> None:
     assert notify_new_findings(cfg(), INFO, [finding("critical")]) is None
+
+
+def test_first_scan_reports_standing_findings_once_as_baseline() -> None:
+    standing = [finding("critical", new=False, upn="c@x"), finding("medium", new=False, upn="m@x"),
+                finding("high", new=False, upn="s@x", suppressed="allow-listed")]
+    assert select_new(standing, "high") == []
+    assert [f["account"] for f in select_new(standing, "high", baseline=True)] == ["c@x"]
+    info = ScanInfo(tenant_label="T", tenant_id="t", scan_id="S", baseline=True)
+    assert payload_json(info, select_new(standing, "high", baseline=True))["baseline"] is True
+    assert payload_slack(info, standing[:1])["text"].startswith("m365sweep: first scan, 1 finding(s) in T")

@@ -121,3 +121,30 @@ def test_single_tenant_scan_notifies_the_webhook(tmp_path: Path, capsys: pytest.
             if f["severity"] == "critical" and not f.get("suppressed")]
     assert card["body"][0]["text"] == f"m365sweep: first scan, {len(crit)} finding(s) in Contoso"
     assert "SECRETPART" not in out + err
+
+
+def test_schedule_command_runs_now_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    tenant = generate_tenant(users=20, seed=12, scenarios=True)
+    with SimulatorServer(create_app(tenant, SimOptions()), port=0) as srv, Receiver() as rx:
+        env = {**os.environ, "M365SWEEP_GRAPH_TOKEN": srv.graph_token, "M365SWEEP_EXCHANGE_TOKEN": srv.exchange_token,
+               "HOOK": rx.url}
+        db = tmp_path / "t.db"
+        cfg = tmp_path / "t.toml"
+        cfg.write_text(toml(srv, db, "Contoso", '[notify]\nwebhook_url_env = "HOOK"\nmin_severity = "high"\n'
+                                              '[logging]\nformat = "json"\n'))
+        proc = subprocess.Popen(cli("schedule", "--config", str(cfg), "--out", str(tmp_path / "o"), "--run-now"),
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert rx.wait_for(1, timeout=120), "the immediate scheduled run sent no notification"
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+    assert proc.returncode == 0, err
+    assert (tmp_path / "o" / "report.html").is_file()
+    assert "scheduled Contoso: cron '0 2 * * *' (UTC)" in err
+    logs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert any("scheduled scan of Contoso done" in r["message"] for r in logs)
+    assert srv.graph_token not in err and "SECRETPART" not in err
