@@ -4,6 +4,7 @@ max_instances / coalesce / grace from config. Synchronisation is by condition va
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -148,3 +149,25 @@ def test_bad_cron_is_a_config_error(make_sim_env: Any) -> None:
     env = _env(make_sim_env, schedule={"timezone": "Mars/Olympus"})
     with pytest.raises(ConfigError, match="timezone"):
         build_scheduler([env.cfg])
+
+
+def test_schedule_of_two_tenants_writes_per_tenant_outputs_and_a_summary(make_sim_env: Any, tmp_path: Path) -> None:
+    a = make_sim_env(users=20, seed=51, storage={"database": str(tmp_path / "a.db")})
+    b = make_sim_env(users=20, seed=52, storage={"database": str(tmp_path / "b.db")})
+    envs = {a.cfg.tenant.tenant_id: a, b.cfg.tenant.tenant_id: b}
+    ss = build_scheduler([a.cfg, b.cfg], trigger=IntervalTrigger(hours=1), out=tmp_path / "out",
+                         connect_kwargs=lambda cfg: envs[cfg.tenant.tenant_id].kwargs, catch_up=False)
+    assert len(ss.jobs) == 2
+    ss.start()
+    try:
+        for key in ss.jobs:  # both tenants due now: they run concurrently, one job each
+            ss.scheduler.modify_job(key, next_run_time=datetime.now(UTC))
+        assert ss.wait_for_runs(2, timeout=180)
+    finally:
+        ss.shutdown(wait=True)
+    assert sorted(o.tenant_id for o in ss.outcomes) == sorted(envs)
+    for o in ss.outcomes:
+        assert o.exit_code == 0 and Path(o.out_dir).parent == tmp_path / "out"
+        assert (Path(o.out_dir) / "report.html").is_file()
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert sorted(t["tenant_id"] for t in summary["tenants"]) == sorted(envs)
