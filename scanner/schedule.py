@@ -13,8 +13,9 @@ the config is the only source, so editing the cron and restarting is all it take
   each tenant, if the cron's previous fire time is later than the start of the newest *finished* scan in the tenant's
   database, the job's first run is set to now — once; afterwards the cron takes over. A tenant with no scans at all
   is not caught up (nothing was missed: it has never been scheduled); its first run is the next cron time.
-- Scheduled runs use ``resume=True``: a scan killed mid-way (reboot, OOM, ``kill -9``) is continued by the next run
-  rather than started over.
+- Scheduled runs resume: a scan killed mid-way (reboot, OOM, ``kill -9``) is continued by the next run rather than
+  started over — if it started after the cron's last fire time (tonight's scan). An older unfinished scan is stale
+  (its stored accounts are a day old): the run starts a fresh scan instead.
 
 Tests build the scheduler with a fast trigger (``build_scheduler(configs, trigger=...)``) and wait on
 :meth:`SweepSchedule.wait_for_runs` (a condition variable), never on sleeps.
@@ -27,7 +28,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,20 @@ def latest_finished_start(cfg: Config) -> datetime | None:
         return _parse_ts(store.scan(scan_id)["started"]) if scan_id else None
 
 
+def fresh_unfinished_scan(cfg: Config, since: datetime | None) -> bool:
+    """True when the tenant has an unfinished scan that started at or after ``since`` (tonight's, cut short)."""
+    if not cfg.database_path.exists():
+        return False
+    from scanner.store import Store
+
+    with Store(cfg.database_path) as store:
+        scan_id = store.unfinished_scan_id(cfg.tenant.tenant_id)
+        if scan_id is None:
+            return False
+        started = _parse_ts(store.scan(scan_id)["started"])
+    return since is None or (started is not None and started >= since)
+
+
 def missed_run(cfg: Config, now: datetime, trigger: Any = None) -> bool:
     """True when the cron fired (at its previous fire time) after the newest finished scan started."""
     last = latest_finished_start(cfg)
@@ -121,6 +136,14 @@ class SweepSchedule:
     def run_job(self, key: str) -> TenantOutcome:
         """The APScheduler job function (runs in the scheduler's thread pool; one event loop per run)."""
         job = self.jobs[key]
+        if job.resume:
+            # Resume only tonight's scan: one that started before the cron's last fire is stale (its stored
+            # accounts would be a day old), so that run starts afresh instead.
+            try:
+                since = previous_fire_time(cron_trigger(job.config), datetime.now(UTC))
+                job = replace(job, resume=fresh_unfinished_scan(job.config, since))
+            except Exception:  # noqa: BLE001 - a damaged database is reported by the scan itself
+                job = replace(job, resume=False)
         kw = dict(self.connect_kwargs(job.config)) if self.connect_kwargs else {}
         log.info("scheduled scan of %s starting", job.config.label)
         try:

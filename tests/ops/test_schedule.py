@@ -171,3 +171,29 @@ def test_schedule_of_two_tenants_writes_per_tenant_outputs_and_a_summary(make_si
         assert (Path(o.out_dir) / "report.html").is_file()
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert sorted(t["tenant_id"] for t in summary["tenants"]) == sorted(envs)
+
+
+def test_scheduled_run_resumes_tonights_scan_but_not_a_stale_one(make_sim_env: Any, tmp_path: Path) -> None:
+    from scanner.schedule import fresh_unfinished_scan
+
+    env = _env(make_sim_env, schedule={"cron": "0 2 * * *"})
+    now = datetime.now(UTC)
+    prev = previous_fire_time(ss_trigger(env.cfg), now)
+    with Store(env.cfg.database_path) as store:
+        stale = store.begin_scan(env.cfg.tenant.tenant_id)
+        store.db["scans"].update(stale, {"started": (prev - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
+    assert not fresh_unfinished_scan(env.cfg, prev)
+    ss = build_scheduler([env.cfg], trigger=IntervalTrigger(hours=1), out=tmp_path / "out",
+                         connect_kwargs=lambda cfg: env.kwargs, catch_up=False)
+    key = next(iter(ss.jobs))
+    ss.start()
+    try:
+        ss.scheduler.modify_job(key, next_run_time=datetime.now(UTC))
+        assert ss.wait_for_runs(1, timeout=120)
+    finally:
+        ss.shutdown(wait=True)
+    assert ss.outcomes[0].scan_id != stale  # a fresh scan, not yesterday's continued
+    with Store(env.cfg.database_path) as store:
+        tonight = store.begin_scan(env.cfg.tenant.tenant_id)  # e.g. cut short by a reboot after 02:00
+        assert tonight
+    assert fresh_unfinished_scan(env.cfg, prev)
