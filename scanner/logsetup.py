@@ -39,9 +39,10 @@ _PATTERNS: tuple[tuple[re.Pattern[str], bool], ...] = (
     (re.compile(r"[A-Za-z0-9_~.\-]{3}\dQ~[A-Za-z0-9_~.\-]{31,34}"), False),
     # PEM private keys (to the END line, or to the end of the text when cut).
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.S), False),
-    # "client_secret=..." / "password": "..." / "?sig=..." (SAS, webhook signatures) key/value pairs.
-    (re.compile(r"(?i)((?:client_secret|password|access_token|refresh_token|sig)[\"']?\s*[=:]\s*[\"']?)"
-                r"[^\s\"'&,}]+"), True),
+    # query/form style "client_secret=...", "password=...", "sig=..." (SAS and webhook signatures).
+    (re.compile(r"(?i)(\b(?:client_secret|password|access_token|refresh_token|sig)=)[^\s&,;\"']+"), True),
+    # JSON style "password": "...". (A bare "reset_password: done" is a step name, not a secret: left alone.)
+    (re.compile(r"(?i)(\"(?:client_secret|password|newPassword|access_token|refresh_token)\"\s*:\s*\")[^\"]*"), True),
 )
 
 

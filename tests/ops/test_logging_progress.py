@@ -100,3 +100,14 @@ def test_make_progress_picks_rich_on_a_tty_and_logs_otherwise() -> None:
     out = tty.getvalue()
     assert "50/50" in out and "1/3" in out and "/s" in out and "eta" in out
     assert "[red]x" in out  # tenant label shown literally, not parsed as rich markup
+
+
+def test_redaction_keeps_step_names_but_hides_key_value_secrets() -> None:
+    from scanner.logsetup import redact
+
+    text = ('step reset_password: done; https://h.example/hook?a=1&sig=abcdef123&x=2 client_secret=s3cr3t '
+            '{"password": "Hunter2!x"}')
+    out = redact(text)
+    assert "step reset_password: done" in out
+    for secret in ("abcdef123", "s3cr3t", "Hunter2!x"):
+        assert secret not in out
