@@ -25,6 +25,12 @@ State inspection (plain Python): ``u = tenant.user(upn_or_id)``; ``u.accountEnab
 ``tenant.visible_rules(upn)`` / ``tenant.hidden_rules(upn)``, ``tenant.methods(u)``, ``tenant.roles_of(u)``,
 ``tenant.role_assignments``, ``tenant.grants_for_user(u)``, ``tenant.mailbox_permissions(u)``,
 ``tenant.recipient_permissions(u)``, ``tenant.is_blocked(upn)``, ``tenant.folders(u)``.
+Writes remediation ``undo`` uses: ``POST /roleManagement/directory/roleAssignments`` (201; ids derive from role
+definition + principal + scope, as Graph's do; a duplicate is 400 "A conflicting object ..."),
+``POST /oauth2PermissionGrants`` (201; id = base64url(clientId | resourceId | principalId), so a deleted grant
+created again keeps its id; a duplicate key is 409 ``Request_MultipleObjectsWithSameKeyValue``),
+``Add-MailboxPermission`` (the entry records ``AutoMapping``) and ``Add-RecipientPermission`` (SendAs only); adding
+an existing ACE warns and changes nothing.
 ``tenant.mutations``: every change, ``{"time", "method", "path", "target", "detail"}`` (method is the HTTP verb or
 the cmdlet name); ``tenant.mutations_for(upn)``.
 

@@ -176,7 +176,9 @@ KNOWN_PARAMS = {
     "Get-MailboxPermission": {"Identity", "User", "ResultSize"},
     "Remove-MailboxPermission": {"Identity", "User", "AccessRights", "InheritanceType", "Deny", "Confirm",
                                  "BypassMasterAccountSid"},
+    "Add-MailboxPermission": {"Identity", "User", "AccessRights", "InheritanceType", "AutoMapping", "Deny", "Confirm"},
     "Get-RecipientPermission": {"Identity", "Trustee", "AccessRights", "ResultSize"},
+    "Add-RecipientPermission": {"Identity", "Trustee", "AccessRights", "Confirm"},
     "Remove-RecipientPermission": {"Identity", "Trustee", "AccessRights", "Confirm", "Deny"},
     "Get-AcceptedDomain": {"Identity"},
 }
@@ -348,6 +350,10 @@ def run(t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
             perms.remove(p)
             t.log("Remove-MailboxPermission", "Remove-MailboxPermission", u, detail={"User": p["User"], "AccessRights": rights})
         return [], warnings
+    if cmdlet == "Add-MailboxPermission":
+        return _add_mailbox_permission(t, params, warnings)
+    if cmdlet == "Add-RecipientPermission":
+        return _add_recipient_permission(t, params, warnings)
     if cmdlet == "Get-RecipientPermission":
         users = [mailbox_for(t, params["Identity"])] if "Identity" in params else [u for u in t.explicit if u.mailbox]
         want = (params.get("Trustee") or "").lower()
@@ -377,6 +383,123 @@ def run(t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
                  "InitialDomain": d.endswith(".onmicrosoft.com")} for d in t.domains]
         return rows, warnings
     raise KeyError(cmdlet)
+
+
+MAILBOX_RIGHTS = ("ChangeOwner", "ChangePermission", "DeleteItem", "ExternalAccount", "FullAccess", "ReadPermission")
+INHERITANCE = ("None", "All", "Children", "Descendents", "SelfAndChildren")
+
+
+def _binding_error(param: str, value: Any, valid: tuple[str, ...]) -> CmdletError:
+    return CmdletError(400, "System.Management.Automation.ParameterBindingException",
+                       f"Cannot process argument transformation on parameter '{param}'. Cannot convert value "
+                       f"\"{value}\" to type \"{param}\". Error: \"The value isn't valid. Valid values are: "
+                       f"{', '.join(valid)}.\"", "Ex2A9C61")
+
+
+def _required(params: dict, name: str) -> Any:
+    v = params.get(name)
+    if v is None or v == "" or v == []:
+        raise CmdletError(400, "System.Management.Automation.ParameterBindingException",
+                          f"Cannot validate argument on parameter '{name}'. The argument is null or empty. Provide an "
+                          "argument that is not null or empty, and then try the command again.", "Ex0A1B2C")
+    return v
+
+
+def _rights(value: Any, param: str, valid: tuple[str, ...]) -> list[str]:
+    """MultiValuedProperty: a list or one string (comma-separated like PowerShell), matched case-insensitively."""
+    raw = value if isinstance(value, list) else str(value).split(",")
+    out: list[str] = []
+    for item in raw:
+        name = next((v for v in valid if v.lower() == str(item).strip().lower()), None)
+        if name is None:
+            raise _binding_error(param, item, valid)
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def _trustee(t: Tenant, ident: Any) -> User:
+    """A security principal of the organisation (SecurityPrincipalIdParameter): UPN, SMTP address, alias or name."""
+    u = t.find_user(ident) if isinstance(ident, str) and ident else None
+    if u is None and isinstance(ident, str):
+        low = ident.lower()
+        u = next((x for x in t.explicit if x.displayName.lower() == low or x.mailNickname.lower() == low), None)
+    if u is None:
+        raise CmdletError(404, "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException",
+                          f"The operation couldn't be performed because object '{ident}' couldn't be found on "
+                          "'BN8PR11A001DC01.NAMPR11A001.PROD.OUTLOOK.COM'.", "Ex6F9304")
+    return u
+
+
+def _mailbox_permission_row(u: User, p: dict) -> dict:
+    d = {"Identity": u.mailNickname, "User": p["User"], "IsInherited": p["IsInherited"],
+         "Deny": "True" if p["Deny"] else "False", "InheritanceType": p["InheritanceType"]}
+    _multi(d, "AccessRights", p["AccessRights"])
+    return d
+
+
+def _recipient_permission_row(u: User, p: dict) -> dict:
+    d = {"Identity": u.mailNickname, "Trustee": p["Trustee"], "AccessControlType": p["AccessControlType"],
+         "IsInherited": p["IsInherited"], "InheritanceType": p["InheritanceType"]}
+    _multi(d, "AccessRights", p["AccessRights"])
+    return d
+
+
+def _add_mailbox_permission(t: Tenant, params: dict, warnings: list[str]) -> tuple[list[dict], list[str]]:
+    """Add-MailboxPermission -Identity -User -AccessRights [-InheritanceType All] [-AutoMapping $false] [-Deny]."""
+    u = mailbox_for(t, _required(params, "Identity"))
+    who = _trustee(t, _required(params, "User"))
+    rights = _rights(_required(params, "AccessRights"), "AccessRights", MAILBOX_RIGHTS)
+    inh = params.get("InheritanceType", "All")
+    inheritance = next((v for v in INHERITANCE if v.lower() == str(inh).lower()), None)
+    if inheritance is None:
+        raise _binding_error("InheritanceType", inh, INHERITANCE)
+    deny = _bool(params.get("Deny", False))
+    # AutoMapping (Outlook opens the mailbox automatically) only applies to FullAccess; default $true.
+    auto_mapping = _bool(params.get("AutoMapping", True)) if "FullAccess" in rights else None
+    perms = t.mailbox_permissions(u)
+    # Exchange merges the rights into the trustee's existing explicit ACE of the same kind rather than adding one.
+    existing = next((p for p in perms if p["User"].lower() == who.userPrincipalName.lower() and not p["IsInherited"]
+                     and bool(p["Deny"]) == deny and p["InheritanceType"] == inheritance), None)
+    if existing is not None:
+        have = [r.strip() for r in ",".join(existing["AccessRights"]).split(",") if r.strip()]
+        missing = [r for r in rights if r not in have]
+        if not missing:
+            warnings.append(f"The appropriate access control entry is already present on the object "
+                            f"\"{u.mailNickname}\" for account \"{who.userPrincipalName}\".")
+            return [_mailbox_permission_row(u, existing)], warnings
+        existing["AccessRights"] = [", ".join([*have, *missing])]
+        entry = existing
+    else:
+        entry = {"User": who.userPrincipalName, "AccessRights": list(rights), "IsInherited": False, "Deny": deny,
+                 "InheritanceType": inheritance}
+        perms.append(entry)
+    if auto_mapping is not None:
+        entry["AutoMapping"] = auto_mapping  # state only: Get-MailboxPermission does not output it
+    t.log("Add-MailboxPermission", "Add-MailboxPermission", u,
+          detail={"User": who.userPrincipalName, "AccessRights": rights, "InheritanceType": inheritance,
+                  "AutoMapping": auto_mapping, "Deny": deny})
+    return [_mailbox_permission_row(u, entry)], warnings
+
+
+def _add_recipient_permission(t: Tenant, params: dict, warnings: list[str]) -> tuple[list[dict], list[str]]:
+    """Add-RecipientPermission -Identity -Trustee -AccessRights SendAs (SendAs is the only valid right)."""
+    u = mailbox_for(t, _required(params, "Identity"))
+    who = _trustee(t, _required(params, "Trustee"))
+    rights = _rights(_required(params, "AccessRights"), "AccessRights", ("SendAs",))
+    perms = t.recipient_permissions(u)
+    existing = next((p for p in perms if p["Trustee"].lower() == who.userPrincipalName.lower()
+                     and p["AccessControlType"] == "Allow" and not p["IsInherited"]), None)
+    if existing is not None:
+        warnings.append(f"The appropriate access control entry is already present on the object "
+                        f"\"{u.mailNickname}\" for account \"{who.userPrincipalName}\".")
+        return [_recipient_permission_row(u, existing)], warnings
+    entry = {"Trustee": who.userPrincipalName, "AccessRights": rights, "AccessControlType": "Allow",
+             "IsInherited": False, "InheritanceType": "None"}
+    perms.append(entry)
+    t.log("Add-RecipientPermission", "Add-RecipientPermission", u,
+          detail={"Trustee": who.userPrincipalName, "AccessRights": rights})
+    return [_recipient_permission_row(u, entry)], warnings
 
 
 def target_of(params: dict) -> str | None:

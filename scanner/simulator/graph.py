@@ -889,6 +889,73 @@ def role_assignment_item(t: Tenant, req: Req, aid: str):
                  **assignment_json(t, a, exp)}
 
 
+GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+CONFLICT = "A conflicting object with one or more of the specified property values is present in the directory."
+
+
+def _create_body(req: Req, type_name: str, odata_type: str, allowed: set[str]) -> dict:
+    """A create body: a JSON object, the right @odata.type if one is given, only properties the type has."""
+    body = req.json_body
+    if not isinstance(body, dict):
+        raise GraphError(400, "BadRequest", "Empty Payload. JSON content expected.")
+    given_type = body.get("@odata.type")
+    if given_type is not None and str(given_type).lstrip("#").lower() != odata_type.lower():
+        raise GraphError(400, "BadRequest", f"A type named '{str(given_type).lstrip('#')}' could not be resolved "
+                                            f"by the model. When a model is available, each type name must resolve "
+                                            f"to a valid type.")
+    body = {k: v for k, v in body.items() if not k.startswith("@")}
+    unknown = sorted(k for k in body if k not in allowed)
+    if unknown:
+        raise GraphError(400, "BadRequest", f"The property '{unknown[0]}' does not exist on type '{type_name}'. "
+                                            "Make sure to only use property names that are defined by the type or mark the type as "
+                                            "open type.")
+    return body
+
+
+def _directory_user(t: Tenant, pid: Any) -> User:
+    """A principal referenced by object id (directory references never take a UPN)."""
+    if not isinstance(pid, str) or not GUID_RE.match(pid):
+        raise GraphError(400, "Request_BadRequest", f"Invalid object identifier '{pid}'.")
+    u = t.find_user(pid)
+    if u is None or u.id.lower() != pid.lower():
+        raise not_found_dir(pid)
+    return u
+
+
+def create_role_assignment(t: Tenant, req: Req):
+    """POST /roleManagement/directory/roleAssignments -> 201 + the unifiedRoleAssignment (graph-api.md §5.1)."""
+    need(req, "POST roleManagement")
+    body = _create_body(req, "microsoft.graph.unifiedRoleAssignment", "microsoft.graph.unifiedRoleAssignment",
+                        {"roleDefinitionId", "principalId", "directoryScopeId", "appScopeId", "condition"})
+    rd, pid = body.get("roleDefinitionId"), body.get("principalId")
+    for name, value in (("roleDefinitionId", rd), ("principalId", pid)):
+        if not isinstance(value, str) or not value:
+            raise GraphError(400, "Request_BadRequest", f"Required property '{name}' is missing or empty.")
+    scope, app_scope = body.get("directoryScopeId"), body.get("appScopeId")
+    if not scope and not app_scope:
+        raise GraphError(400, "Request_BadRequest", "Either directoryScopeId or appScopeId must be specified.")
+    if app_scope:
+        # Entra directory roles take a directory scope; app scopes belong to other RBAC providers.
+        raise GraphError(400, "Request_BadRequest", "appScopeId is not supported for directory role assignments.")
+    if not isinstance(scope, str) or not scope.startswith("/"):
+        raise GraphError(400, "Request_BadRequest", f"Invalid value specified for property 'directoryScopeId': '{scope}'.")
+    # roleDefinitionId takes the definition id or a built-in role's templateId (the same value for built-ins)
+    rd_l = rd.lower()
+    if rd_l not in {i.lower() for i in ROLE_TEMPLATES.values()}:
+        raise not_found_dir(rd)
+    u = _directory_user(t, pid)
+    for a in t.role_assignments.values():
+        if a["roleDefinitionId"].lower() == rd_l and a["principalId"] == u.id and a["directoryScopeId"] == scope:
+            raise GraphError(400, "Request_BadRequest", CONFLICT)
+    aid = ids.role_assignment_id(rd_l, u.id, scope)
+    a = {"id": aid, "principalId": u.id, "roleDefinitionId": rd_l, "directoryScopeId": scope, "_created": t.now()}
+    t.role_assignments[aid] = a
+    t.log("POST", "/roleManagement/directory/roleAssignments", u,
+          detail={"id": aid, "roleDefinitionId": rd_l, "directoryScopeId": scope})
+    return 201, {"@odata.context": f"{req.base}/v1.0/$metadata#roleManagement/directory/roleAssignments/$entity",
+                 **assignment_json(t, a, set())}
+
+
 def _upn_of(t: Tenant, pid: str) -> str:
     p = principal_json(t, pid)
     return p["userPrincipalName"] if p else pid
@@ -1005,6 +1072,53 @@ def grant_item(t: Tenant, req: Req, gid: str):
     if g is None:
         raise not_found_dir(gid)
     return 200, {"@odata.context": f"{req.base}/v1.0/$metadata#oauth2PermissionGrants/$entity", **g}
+
+
+def create_grant(t: Tenant, req: Req):
+    """POST /oauth2PermissionGrants -> 201 + the oAuth2PermissionGrant (graph-api.md §6.1).
+
+    The id is derived from clientId, resourceId and (for Principal grants) principalId, as Graph's own ids are, so a
+    grant deleted and created again with the same key comes back under the same id. A second grant with the same key
+    is a 409 Request_MultipleObjectsWithSameKeyValue.
+    """
+    need(req, "POST oauth2PermissionGrants")
+    body = _create_body(req, "microsoft.graph.oAuth2PermissionGrant", "microsoft.graph.oAuth2PermissionGrant",
+                        {"clientId", "consentType", "principalId", "resourceId", "scope"})
+    for name in ("clientId", "consentType", "resourceId"):
+        if not isinstance(body.get(name), str) or not body[name]:
+            raise GraphError(400, "Request_BadRequest", f"Required property '{name}' is missing or empty.")
+    ct = body["consentType"]
+    if ct not in ("AllPrincipals", "Principal"):
+        raise GraphError(400, "Request_BadRequest", "Invalid value specified for property 'consentType' of resource "
+                                                    "'OAuth2PermissionGrant'.")
+    scope = body.get("scope")
+    if scope is not None and not isinstance(scope, str):
+        raise GraphError(400, "Request_BadRequest", "Invalid value specified for property 'scope' of resource "
+                                                    "'OAuth2PermissionGrant'.")
+    for name in ("clientId", "resourceId"):
+        v = body[name]
+        if not GUID_RE.match(v):
+            raise GraphError(400, "Request_BadRequest", f"Invalid object identifier '{v}'.")
+        if v.lower() not in {k.lower() for k in t.service_principals}:
+            raise not_found_dir(v)
+    pid = body.get("principalId")
+    if ct == "Principal":
+        pid = _directory_user(t, pid).id
+    elif pid:
+        raise GraphError(400, "Request_BadRequest", "principalId must be null when consentType is AllPrincipals.")
+    else:
+        pid = None
+    client = next(k for k in t.service_principals if k.lower() == body["clientId"].lower())
+    resource = next(k for k in t.service_principals if k.lower() == body["resourceId"].lower())
+    gid = ids.grant_id(client, resource, pid)
+    if t.find_grant(gid) is not None:
+        raise GraphError(409, "Request_MultipleObjectsWithSameKeyValue", "Permission entry already exists.")
+    g = {"id": gid, "clientId": client, "consentType": ct, "principalId": pid, "resourceId": resource,
+         "scope": scope or ""}
+    t.grants[gid] = g
+    t.log("POST", "/oauth2PermissionGrants", _upn_of(t, pid) if pid else None,
+          detail={"id": gid, "clientId": client, "resourceId": resource, "consentType": ct, "scope": g["scope"]})
+    return 201, {"@odata.context": f"{req.base}/v1.0/$metadata#oauth2PermissionGrants/$entity", **g}
 
 
 SP_PUBLIC = ("id", "appId", "displayName", "accountEnabled", "appOwnerOrganizationId", "appDisplayName",
@@ -1162,6 +1276,8 @@ def dispatch(t: Tenant, req: Req):
         if what == "roleAssignments":
             if n == 3 and m == "GET":
                 return role_assignments(t, req)
+            if n == 3 and m == "POST":
+                return create_role_assignment(t, req)
             if n == 4 and m in ("GET", "DELETE"):
                 return role_assignment_item(t, req, s[3])
         if what == "roleEligibilitySchedules" and n == 3 and m == "GET":
@@ -1181,6 +1297,8 @@ def dispatch(t: Tenant, req: Req):
     elif head == "oauth2PermissionGrants":
         if n == 1 and m == "GET":
             return list_grants(t, req)
+        if n == 1 and m == "POST":
+            return create_grant(t, req)
         if n == 2 and m in ("GET", "DELETE"):
             return grant_item(t, req, s[1])
     elif head.startswith("servicePrincipals") and m == "GET":

@@ -39,6 +39,8 @@ REQUIRED: dict[str, tuple[str, tuple[str, ...]]] = {
                                          "Directory.Read.All", "RoleManagement.ReadWrite.Directory",
                                          "Directory.ReadWrite.All")),
     "DELETE roleManagement": ("directory", ("RoleManagement.ReadWrite.Directory",)),
+    # create unifiedRoleAssignment: the directory provider documents only RoleManagement.ReadWrite.Directory
+    "POST roleManagement": ("directory", ("RoleManagement.ReadWrite.Directory",)),
     "GET directoryRoles": ("directory", ("RoleManagement.Read.Directory", "Directory.Read.All",
                                          "RoleManagement.ReadWrite.Directory", "Directory.ReadWrite.All")),
     "DELETE directoryRoles": ("directory", ("RoleManagement.ReadWrite.Directory",)),
@@ -46,6 +48,8 @@ REQUIRED: dict[str, tuple[str, tuple[str, ...]]] = {
     "GET oauth2PermissionGrants": ("directory", ("DelegatedPermissionGrant.Read.All", "Directory.Read.All",
                                                  "DelegatedPermissionGrant.ReadWrite.All", "Directory.ReadWrite.All")),
     "DELETE oauth2PermissionGrants": ("directory", ("DelegatedPermissionGrant.ReadWrite.All",)),
+    # create oAuth2PermissionGrant: least DelegatedPermissionGrant.ReadWrite.All, higher Directory.ReadWrite.All
+    "POST oauth2PermissionGrants": ("directory", ("DelegatedPermissionGrant.ReadWrite.All", "Directory.ReadWrite.All")),
     "GET servicePrincipals": ("directory", ("Application.Read.All", "Directory.Read.All",
                                             "Application.ReadWrite.All", "Directory.ReadWrite.All")),
     "GET domains": ("directory", ("Domain.Read.All", "Directory.Read.All", "Domain.ReadWrite.All",
