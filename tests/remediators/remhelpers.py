@@ -33,6 +33,7 @@ def _root_conftest() -> Any:
 
 make_sim_config = _root_conftest().make_sim_config
 sim_config_dict = _root_conftest().sim_config_dict
+sim_tokens = _root_conftest().sim_tokens
 
 BENIGN_RULE = "Newsletters to folder"
 

@@ -162,12 +162,60 @@ def test_admin_roles_removed_when_asked(scanned: tuple[Scanned, str]) -> None:
     assert row["before"]["directoryScopeId"] == "/"
 
 
-@pytest.mark.xfail(strict=True, reason="the simulator does not implement POST /roleManagement/directory/"
-                                       "roleAssignments yet (Graph does); remove this mark when it does")
 def test_admin_roles_restored_by_undo(scanned: tuple[Scanned, str]) -> None:
     s, upn = scanned
     u = s.tenant.user(upn)
+    original = next(a for a in s.tenant.role_assignments.values() if a["principalId"] == u.id)
     assert s.remediate("--user", upn, "--step", "remove_admin_roles", "--yes").exit_code == 0
-    res = s.undo(_action(s, upn, "remove_admin_roles"))
+    assert s.tenant.roles_of(u) == []
+    aid = _action(s, upn, "remove_admin_roles")
+    n = len(s.tenant.mutations)
+    res = s.undo(aid)
     assert res.exit_code == 0, res.output
-    assert s.tenant.roles_of(u) == ["Exchange Administrator"]
+    assert "Exchange Administrator" in res.output and "restored" in res.output
+    # The simulator holds the same assignment again: role, principal, tenant-wide scope; one POST did it.
+    restored = [a for a in s.tenant.role_assignments.values() if a["principalId"] == u.id]
+    assert [(a["roleDefinitionId"], a["directoryScopeId"]) for a in restored] == [
+        (original["roleDefinitionId"], original["directoryScopeId"])]
+    assert [(m["method"], m["path"]) for m in s.tenant.mutations[n:]] == [
+        ("POST", "/roleManagement/directory/roleAssignments")]
+    statuses = [r["status"] for r in s.journal(upn) if r["action_id"] == aid]
+    assert statuses == ["started", "applied", "verified", "undo_started", "undone"]
+    # Undo again: says so, changes nothing.
+    again = s.undo(aid)
+    assert again.exit_code == 0 and "already undone" in again.output
+    assert len(s.tenant.mutations) == n + 1
+
+
+def test_admin_role_undo_when_role_was_given_back_meanwhile(scanned: tuple[Scanned, str]) -> None:
+    s, upn = scanned
+    u = s.tenant.user(upn)
+    assert s.remediate("--user", upn, "--step", "remove_admin_roles", "--yes").exit_code == 0
+    s.tenant.add_role(u, "Exchange Administrator")  # an admin restored it by hand
+    n = len(s.tenant.mutations)
+    res = s.undo(_action(s, upn, "remove_admin_roles"))
+    assert res.exit_code == 0 and "already assigned" in res.output
+    assert s.tenant.roles_of(u) == ["Exchange Administrator"] and len(s.tenant.mutations) == n
+
+
+def test_admin_role_undo_without_write_permission_is_exit_2(scanned: tuple[Scanned, str]) -> None:
+    from click.testing import CliRunner
+    from remhelpers import sim_tokens
+
+    from remediators.cli import ConnectOptions, undo_command
+    from scanner.graph.factory import StaticTokenCredential
+    from scanner.simulator.permissions import ALL_PERMISSIONS
+
+    s, upn = scanned
+    u = s.tenant.user(upn)
+    assert s.remediate("--user", upn, "--step", "remove_admin_roles", "--yes").exit_code == 0
+    aid = _action(s, upn, "remove_admin_roles")
+    # An app that can read roles but not write them (RoleManagement.Read.Directory only).
+    graph_tok, ex_tok = sim_tokens(s.tenant, roles=sorted(ALL_PERMISSIONS - {"RoleManagement.ReadWrite.Directory",
+                                                                            "Exchange.ManageAsApp"}))
+    opts = ConnectOptions(credential=StaticTokenCredential(graph=graph_tok, exchange=ex_tok),
+                          transport=s.env.transport, verify_timeout=0.0, poll_interval=0.0)
+    res = CliRunner().invoke(undo_command, ["--config", str(s.config_path), aid], obj=opts, catch_exceptions=False)
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert s.tenant.roles_of(u) == []
+    assert [r["status"] for r in s.journal(upn) if r["action_id"] == aid][-1] == "undo_failed"
