@@ -60,11 +60,51 @@ class RevokeOAuthGrants(BaseStep):
 
     async def _undo(self, ctx: StepContext, entry: Mapping[str, Any]) -> str:
         before = dict(entry.get("before") or {})
-        if not before.get("clientId") or not before.get("resourceId"):
+        if not before.get("clientId") or not before.get("resourceId") or not before.get("consentType"):
             raise StepError("the journal holds no consent grant to restore")
-        body = {k: before.get(k) for k in GRANT_FIELDS}
-        if body.get("consentType") == "AllPrincipals":
-            body.pop("principalId", None)
-        created = await ctx.graph.post_json("/oauth2PermissionGrants", body)
-        new_id = created.get("id") if isinstance(created, dict) else None
-        return f"consent grant re-created{f' as {new_id}' if new_id else ''}"
+        body: dict[str, Any] = {k: before.get(k) for k in GRANT_FIELDS}
+        if body["consentType"] == "AllPrincipals":
+            body["principalId"] = None  # admin consent: for every user, no principal
+        old_id = str(entry.get("target") or "")
+        existing = await self._same_key(ctx, body)
+        if existing is not None:
+            return self._already(existing, body)
+        try:
+            created = await ctx.graph.post_json("/oauth2PermissionGrants", body)
+        except ApiError as exc:
+            # 409 Request_MultipleObjectsWithSameKeyValue: a grant for this app/API/user appeared meanwhile.
+            if exc.status == 409:
+                existing = await self._same_key(ctx, body)
+                if existing is not None:
+                    return self._already(existing, body)
+            raise
+        new_id = str(created.get("id") or "") if isinstance(created, dict) else ""
+        what = f"consent grant for app {body['clientId']} ({(body.get('scope') or '').strip()}) re-created"
+        if not new_id:
+            return f"{what}; Graph returned no id"
+        if new_id != old_id:
+            return f"{what} with a NEW id {new_id} (the old id {old_id} no longer exists)"
+        # Graph derives grant ids from clientId, resourceId and principalId, so the same key gives the same id.
+        return f"{what} with id {new_id} (same id as before: Graph derives it from app, API and user)"
+
+    @staticmethod
+    def _already(existing: Mapping[str, Any], body: Mapping[str, Any]) -> str:
+        if (existing.get("scope") or "").split() == (body.get("scope") or "").split():
+            return f"consent grant for app {body['clientId']} already exists as {existing.get('id')}"
+        raise StepError(f"a consent grant for app {body['clientId']} exists again ({existing.get('id')}) with scope "
+                        f"{(existing.get('scope') or '').strip()!r}, not the removed {body.get('scope')!r}: "
+                        "left unchanged, review it by hand")
+
+    @staticmethod
+    async def _same_key(ctx: StepContext, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The live grant with the same (clientId, resourceId, consentType, principalId) key, if any."""
+        if body.get("principalId"):
+            rows = await ctx.graph.get_all(f"/users/{seg(str(body['principalId']))}/oauth2PermissionGrants")
+        else:
+            rows = await ctx.graph.get_all("/oauth2PermissionGrants",
+                                           params={"$filter": f"clientId eq '{body['clientId']}'"})
+        for g in rows:
+            if str(g.get("resourceId")) == str(body["resourceId"]) and g.get("consentType") == body["consentType"] \
+                    and (g.get("principalId") or None) == (body.get("principalId") or None):
+                return g
+        return None

@@ -39,6 +39,32 @@ def mailbox_for(t: Tenant, ident: Any) -> User:
     return u
 
 
+def _send_on_behalf_recipient(t: Tenant, ident: Any, current: dict) -> str:
+    if not isinstance(ident, str) or not ident.strip():
+        raise CmdletError(400, "System.Management.Automation.ParameterBindingException",
+                          "Cannot validate argument on parameter 'GrantSendOnBehalfTo'. The argument is null or empty.",
+                          "Ex0A1B2C")
+    if ident in current:  # the name Get-Mailbox showed for an entry already on the list
+        return current[ident]
+    u = t.find_user(ident)
+    if u is None:
+        low = ident.lower()
+        u = next((x for x in t.changed_users() if x.displayName.lower() == low or x.mailNickname.lower() == low),
+                 None)
+    if u is None:
+        # A display name, as Get-Mailbox shows it: Exchange resolves it when unique. Generated users cannot be
+        # looked up by name, so walk the directory (rare: only names written back by a client).
+        hits = [x for x in t.iter_users() if x.displayName.lower() == ident.strip().lower()]
+        if len(hits) > 1:
+            raise CmdletError(400, "Microsoft.Exchange.Configuration.Tasks.ManagementObjectAmbiguousException",
+                              f"The operation couldn't be performed because '{ident}' matches multiple entries.",
+                              "Ex0A2B4E")
+        u = hits[0] if hits else None
+    if u is None:
+        raise not_found(t, ident)
+    return u.userPrincipalName
+
+
 def _display(t: Tenant, upn: str | None) -> str | None:
     if not upn:
         return None
@@ -244,6 +270,14 @@ def run(t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
         mb = u.mailbox
         before = {"ForwardingSmtpAddress": mb.forwarding_smtp, "ForwardingAddress": mb.forwarding_address,
                   "DeliverToMailboxAndForward": mb.deliver_and_forward}
+        resolved = None
+        if "GrantSendOnBehalfTo" in params:
+            v = params["GrantSendOnBehalfTo"] or []
+            # Exchange stores recipients, not strings: each value (UPN, address, alias or the display name that
+            # Get-Mailbox shows) resolves to the recipient, so a list read back and written again round-trips.
+            # Resolved before anything changes: a bad name fails the whole cmdlet.
+            current = {_display(t, x): x for x in mb.grant_send_on_behalf}
+            resolved = [_send_on_behalf_recipient(t, x, current) for x in (v if isinstance(v, list) else [v])]
         if "ForwardingSmtpAddress" in params:
             v = params["ForwardingSmtpAddress"]
             mb.forwarding_smtp = None if not v else (v if str(v).lower().startswith("smtp:") else f"smtp:{v}")
@@ -258,9 +292,8 @@ def run(t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
                 mb.forwarding_address = None
         if "DeliverToMailboxAndForward" in params:
             mb.deliver_and_forward = _bool(params["DeliverToMailboxAndForward"])
-        if "GrantSendOnBehalfTo" in params:
-            v = params["GrantSendOnBehalfTo"] or []
-            mb.grant_send_on_behalf = list(dict.fromkeys(v if isinstance(v, list) else [v]))
+        if resolved is not None:
+            mb.grant_send_on_behalf = list(dict.fromkeys(resolved))
         t.log("Set-Mailbox", "Set-Mailbox", u, detail={"before": before, "parameters": params})
         return [], warnings
     if cmdlet == "Get-InboxRule":
@@ -355,7 +388,11 @@ def run(t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
     if cmdlet == "Add-RecipientPermission":
         return _add_recipient_permission(t, params, warnings)
     if cmdlet == "Get-RecipientPermission":
-        users = [mailbox_for(t, params["Identity"])] if "Identity" in params else [u for u in t.explicit if u.mailbox]
+        # Tenant-wide: planted users and every changed (pinned) background user, so a SendAs added to any mailbox
+        # shows up; untouched background mailboxes carry only NT AUTHORITY\SELF (shared ones' generated SendAs
+        # entries are listed per mailbox only).
+        users = [mailbox_for(t, params["Identity"])] if "Identity" in params else \
+            [u for u in t.changed_users() if u.mailbox]
         want = (params.get("Trustee") or "").lower()
         rows = []
         for u in users:

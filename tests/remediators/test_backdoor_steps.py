@@ -46,10 +46,87 @@ def test_delegates_named_by_findings_are_removed(tmp_path: Path) -> None:
     res = s.remediate("--user", upn, "--step", "remove_delegates", "--yes")
     assert res.exit_code == 0, res.output
     assert [p["User"] for p in t.mailbox_permissions(u)] == ["NT AUTHORITY\\SELF"]
-    # Undo needs Add-MailboxPermission, which the simulated Exchange endpoint does not offer: said plainly, exit 2.
-    aid = next(r["action_id"] for r in s.journal(upn) if r["step"] == "remove_delegates" and r["status"] == "applied")
-    undo = s.undo(aid)
-    assert undo.exit_code == 2 and "undo unsupported" in undo.output
+    assert [p["Trustee"] for p in t.recipient_permissions(u)] == ["NT AUTHORITY\\SELF"]
+
+
+def _applied(s: Scanned, upn: str, step: str) -> list[dict]:
+    return [r for r in s.journal(upn) if r["step"] == step and r["status"] == "applied"]
+
+
+def test_delegates_restored_by_undo(tmp_path: Path) -> None:
+    s, upn, other, _ = _setup(tmp_path)
+    t, u = s.tenant, s.tenant.user(upn)
+    t.add_delegate(upn, other, "FullAccess")
+    t.add_delegate(upn, other, "SendAs")
+    s.rescan()
+    assert s.remediate("--user", upn, "--step", "remove_delegates", "--yes").exit_code == 0
+    actions = {r["target"]: r["action_id"] for r in _applied(s, upn, "remove_delegates")}
+    assert set(actions) == {f"FullAccess:{other.lower()}", f"SendAs:{other.lower()}"}
+    n = len(t.mutations)
+    for aid in actions.values():
+        res = s.undo(aid)
+        assert res.exit_code == 0, res.output
+        assert "restored" in res.output
+    # Exactly the removed entries are back, through Add-MailboxPermission / Add-RecipientPermission.
+    full = [p for p in t.mailbox_permissions(u) if p["User"].lower() == other.lower()]
+    assert [(p["AccessRights"], p["IsInherited"], p["Deny"], p["InheritanceType"]) for p in full] == [
+        (["FullAccess"], False, False, "All")]
+    assert full[0]["AutoMapping"] is False  # restoring must not pop the mailbox into the trustee's Outlook
+    send_as = [p for p in t.recipient_permissions(u) if p["Trustee"].lower() == other.lower()]
+    assert [(p["AccessRights"], p["AccessControlType"]) for p in send_as] == [(["SendAs"], "Allow")]
+    assert sorted(m["method"] for m in t.mutations[n:]) == ["Add-MailboxPermission", "Add-RecipientPermission"]
+    for aid in actions.values():
+        assert [r["status"] for r in s.journal(upn) if r["action_id"] == aid][-2:] == ["undo_started", "undone"]
+
+
+def test_send_on_behalf_restored_by_undo(tmp_path: Path) -> None:
+    s, upn, other, _ = _setup(tmp_path)
+    t, u = s.tenant, s.tenant.user(upn)
+    t.add_delegate(upn, other, "SendOnBehalf")
+    s.rescan()
+    assert s.remediate("--user", upn, "--step", "remove_delegates", "--yes").exit_code == 0
+    assert u.mailbox.grant_send_on_behalf == []
+    (row,) = _applied(s, upn, "remove_delegates")
+    res = s.undo(row["action_id"])
+    assert res.exit_code == 0, res.output
+    assert [x.lower() for x in u.mailbox.grant_send_on_behalf] == [other.lower()]
+
+
+def test_grant_restored_by_undo_with_identical_key(tmp_path: Path) -> None:
+    s, upn, _, _ = _setup(tmp_path)
+    t, u = s.tenant, s.tenant.user(upn)
+    (bad,) = [g for g in t.grants_for_user(u) if "Mail.ReadWrite" in g["scope"]]
+    assert s.remediate("--user", upn, "--step", "revoke_oauth_grants", "--yes").exit_code == 0
+    assert not [g for g in t.grants_for_user(u) if g["clientId"] == bad["clientId"]]
+    (row,) = _applied(s, upn, "revoke_oauth_grants")
+    n = len(t.mutations)
+    res = s.undo(row["action_id"])
+    assert res.exit_code == 0, res.output
+    (back,) = [g for g in t.grants_for_user(u) if g["clientId"] == bad["clientId"]]
+    fields = ("clientId", "consentType", "principalId", "resourceId", "scope")
+    assert {k: back[k] for k in fields} == {k: bad[k] for k in fields}
+    assert [(m["method"], m["path"]) for m in t.mutations[n:]] == [("POST", "/oauth2PermissionGrants")]
+    # The result names the id Graph gave the re-created grant and says whether it changed.
+    assert back["id"] in res.output
+    assert ("same id as before" in res.output) == (back["id"] == bad["id"])
+    # Undo again changes nothing.
+    assert "already undone" in s.undo(row["action_id"]).output
+    assert len(t.mutations) == n + 1
+
+
+def test_grant_undo_refuses_to_overwrite_a_different_grant(tmp_path: Path) -> None:
+    s, upn, _, _ = _setup(tmp_path)
+    t, u = s.tenant, s.tenant.user(upn)
+    (bad,) = [g for g in t.grants_for_user(u) if "Mail.ReadWrite" in g["scope"]]
+    assert s.remediate("--user", upn, "--step", "revoke_oauth_grants", "--yes").exit_code == 0
+    app = next(sp["displayName"] for sp in t.service_principals.values() if sp["id"] == bad["clientId"])
+    t.add_grant(u, app, "User.Read")  # the user consented again, to less
+    n = len(t.mutations)
+    (row,) = _applied(s, upn, "revoke_oauth_grants")
+    res = s.undo(row["action_id"])
+    assert res.exit_code == 2 and "review it by hand" in res.output
+    assert [g["scope"] for g in t.grants_for_user(u) if g["clientId"] == bad["clientId"]] == ["User.Read"]
+    assert len(t.mutations) == n
 
 
 def test_stale_plan_is_never_applied(tmp_path: Path) -> None:

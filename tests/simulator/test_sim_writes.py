@@ -312,3 +312,29 @@ async def test_add_permission_cmdlets_need_exchange_role(tenant, exo_factory):
                        AccessRights=["SendAs"])
     assert r.status_code == 403
     assert delegate.userPrincipalName not in [p["User"] for p in tenant.mailbox_permissions(owner)]
+
+
+async def test_send_on_behalf_list_round_trips_through_display_names(exo, tenant):
+    owner, a, b = _plain_user(tenant), _plain_user(tenant, 1), _plain_user(tenant, 2)
+    r = await exo.post("Set-Mailbox", Identity=owner.userPrincipalName,
+                       GrantSendOnBehalfTo=[a.userPrincipalName, b.mail])
+    assert r.status_code == 200, r.text
+    assert owner.mailbox.grant_send_on_behalf == [a.userPrincipalName, b.userPrincipalName]
+    (mbx,) = (await exo.post("Get-Mailbox", Identity=owner.userPrincipalName)).json()["value"]
+    shown = mbx["GrantSendOnBehalfTo"]
+    assert shown == [a.displayName, b.displayName]  # Get-Mailbox shows names
+    # Writing back what was read (minus one) keeps the other recipient, resolved by its name.
+    r = await exo.post("Set-Mailbox", Identity=owner.userPrincipalName, GrantSendOnBehalfTo=shown[1:])
+    assert r.status_code == 200, r.text
+    assert owner.mailbox.grant_send_on_behalf == [b.userPrincipalName]
+    r = await exo.post("Set-Mailbox", Identity=owner.userPrincipalName, GrantSendOnBehalfTo=["Nobody Anywhere"])
+    assert r.status_code == 404 and owner.mailbox.grant_send_on_behalf == [b.userPrincipalName]
+
+
+async def test_bulk_recipient_permissions_include_changed_mailboxes(exo, tenant):
+    owner, delegate = _plain_user(tenant), _plain_user(tenant, 1)
+    r = await exo.post("Add-RecipientPermission", Identity=owner.userPrincipalName, Trustee=delegate.userPrincipalName,
+                       AccessRights=["SendAs"], Confirm=False)
+    assert r.status_code == 200
+    rows = await exo.all("Get-RecipientPermission", ResultSize="Unlimited", AccessRights="SendAs")
+    assert (owner.mailNickname, delegate.userPrincipalName) in {(x["Identity"], x["Trustee"]) for x in rows}
