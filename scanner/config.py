@@ -10,7 +10,7 @@ import os
 import re
 import stat
 import tomllib
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -170,6 +170,11 @@ class ScanSection(_Section):
     sent_items: bool = True
     incremental: bool = False  # skip per-user reads that bulk reports prove unchanged since the last scan
     include_guests: bool = True
+    # Seconds before one HTTP request is abandoned (then retried; after max_retries it is a coverage gap).
+    # None: the SDK's defaults, 100 s for Graph and 300 s for Exchange (bulk Get-Mailbox pages are slow).
+    request_timeout: float | None = Field(default=None, gt=0, le=3600)
+    # Retries of one request after 429 / 503 / 504, a timeout or a dropped connection, before it becomes a gap.
+    max_retries: int = Field(default=6, ge=0, le=20)
 
 
 class Config(_Section):
@@ -308,8 +313,8 @@ def allow_entries(items: list[Any]) -> list[tuple[str, str | None, datetime | No
         else:
             exp = it.expires
             if isinstance(exp, date) and not isinstance(exp, datetime):
-                exp = datetime.combine(exp, time.max, tzinfo=timezone.utc)
+                exp = datetime.combine(exp, time.max, tzinfo=UTC)
             elif isinstance(exp, datetime) and exp.tzinfo is None:
-                exp = exp.replace(tzinfo=timezone.utc)
+                exp = exp.replace(tzinfo=UTC)
             out.append((it.value, it.reason, exp))
     return out

@@ -198,7 +198,9 @@ def connect(
     host = urlsplit(graph_url).hostname or ""
     in_flight = concurrency or cfg.scan.concurrency
     limits = httpx.Limits(max_connections=max(in_flight, 8), max_keepalive_connections=max(in_flight, 8))
-    timeout = httpx.Timeout(100.0, connect=30.0)
+    # [scan] request_timeout: a hung request is abandoned, retried, then a coverage gap (never a hung scan).
+    req_timeout = cfg.scan.request_timeout
+    timeout = httpx.Timeout(req_timeout or 100.0, connect=min(30.0, req_timeout or 30.0))
     http = httpx.AsyncClient(transport=transport, limits=limits, timeout=timeout,
                              base_url=f"{graph_url}/v1.0")
     # Retries are ours (scanner.graph.client): the SDK's RetryHandler crashes on fractional Retry-After values.
@@ -210,11 +212,14 @@ def connect(
     adapter.base_url = f"{graph_url}/v1.0"
     stats = Stats()
     gate = ScopeGate()
-    graph = GraphApi(adapter, f"{graph_url}/v1.0", max_in_flight=in_flight, stats=stats, gate=gate)
-    ex_http = httpx.AsyncClient(transport=transport, limits=limits, timeout=httpx.Timeout(300.0, connect=30.0))
+    graph = GraphApi(adapter, f"{graph_url}/v1.0", max_in_flight=in_flight, max_retries=cfg.scan.max_retries,
+                     stats=stats, gate=gate)
+    ex_http = httpx.AsyncClient(transport=transport, limits=limits,
+                                timeout=httpx.Timeout(req_timeout or 300.0, connect=min(30.0, req_timeout or 30.0)))
     ex_tokens = _ExchangeTokens(cred, cfg.exchange_url)
     exchange = ExchangeApi(ex_http, cfg.exchange_url, cfg.tenant.tenant_id, ex_tokens,
-                           max_in_flight=max(4, in_flight // 2), stats=stats, gate=gate)
+                           max_in_flight=max(4, in_flight // 2), max_retries=cfg.scan.max_retries, stats=stats,
+                           gate=gate)
     conn = Connection(graph=graph, exchange=exchange, credential=cred, stats=stats, tenant_id=cfg.tenant.tenant_id,
                       graph_url=graph_url, exchange_url=cfg.exchange_url)
     conn._closers.extend([http.aclose, ex_http.aclose])
