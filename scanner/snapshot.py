@@ -290,6 +290,27 @@ def _empty(collection: str) -> Any:
     return ()
 
 
+class PrivilegedPrincipal(_Frozen):
+    """A non-user principal (service principal, role-assignable group, ...) holding a privileged directory role.
+
+    One entry per role assignment, from ``roleAssignments?$expand=principal`` (graph-api.md §5.1). Tenant-level: these
+    principals are not accounts, so they live on :class:`TenantInfo`, not in any AccountSnapshot.
+    """
+
+    id: str  # the principal's directory object id
+    principal_type: str  # "servicePrincipal" | "group" | ... (@odata.type without the namespace)
+    display_name: str | None = None
+    app_id: str | None = None  # service principals only
+    app_owner_organization_id: str | None = None  # the tenant that registered the app (Microsoft's for first-party)
+    service_principal_type: str | None = None  # "Application" | "ManagedIdentity" | "Legacy" | "SocialIdp"
+    assignment_id: str | None = None
+    role_definition_id: str | None = None
+    role_template_id: str | None = None
+    role_name: str | None = None
+    kind: Literal["active", "eligible"] = "active"
+    directory_scope_id: str = "/"
+
+
 class TenantInfo(_Frozen):
     """Tenant-level facts every detector may use."""
 
@@ -300,3 +321,6 @@ class TenantInfo(_Frozen):
     display_name: str | None = None
     # Admin-consented (consentType "AllPrincipals") OAuth grants: tenant-level, not attached to any one account.
     all_principals_grants: tuple[OAuthGrant, ...] = ()
+    # Non-user principals in privileged roles; None when the roles source could not be read (or the scan predates
+    # this field) — "unknown", never "none".
+    privileged_principals: tuple[PrivilegedPrincipal, ...] | None = None

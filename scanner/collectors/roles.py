@@ -3,9 +3,19 @@
 ``$batch``, then PIM eligibility schedules (Entra ID P2; a tenant without P2 has none, so a licence error reads as
 "no eligible assignments" and is noted).
 
+Both lists are read with ``$expand=principal`` (documented: ``?$filter=roleDefinitionId eq '…'&$expand=principal``), so
+each row knows whether its principal is a user, a role-assignable group or a service principal (``@odata.type``), and
+for service principals their appId, owner tenant (``appOwnerOrganizationId``) and ``servicePrincipalType``. Rows are
+grouped by principal id; non-user principals in privileged roles surface as ``TenantInfo.privileged_principals`` (see
+:func:`privileged_principals`).
+
+Roles assigned to a GROUP are expanded to the group's users (``GET /groups/{id}/transitiveMembers/microsoft.graph.user
+?$select=id``, needs GroupMember.Read.All or Directory.Read.All): each member gets the role with ``via_group=True``.
+When the members cannot be read the group row is kept as it is and a note says so — those members are then not marked
+(a gap, not "no role"). A principal that did not expand (deleted, or a service that ignores ``$expand``) keeps
+``principal_type`` None and is joined by id like a user.
+
 Privileged roles are marked from Microsoft's template-id table (graph-api.md §5.3; ``isPrivileged`` is beta-only).
-Assignments to groups are kept with the group's id as principal; expanding role-assignable group members is not done
-(needs GroupMember.Read.All) — a documented gap: a user who holds a role only through a group is not marked.
 """
 
 from __future__ import annotations
@@ -41,13 +51,37 @@ PRIVILEGED_TEMPLATE_IDS: dict[str, str] = {
 }
 
 
+EXPAND = "$expand=principal"
+
+
+def principal_info(a: dict[str, Any]) -> dict[str, Any]:
+    """The expanded ``principal`` of an assignment: type ("user" / "group" / "servicePrincipal" / None) and names."""
+    p = a.get("principal")
+    if not isinstance(p, dict):
+        return {"principal_type": None}
+    raw = str(p.get("@odata.type") or "")
+    # "#microsoft.graph.servicePrincipal" -> "servicePrincipal"
+    ptype = raw.lstrip("#").rsplit(".", 1)[-1] or None
+    if ptype is None and (p.get("appId") or p.get("servicePrincipalType")):
+        ptype = "servicePrincipal"  # a service that omits @odata.type: only service principals carry these
+    out: dict[str, Any] = {"principal_type": ptype, "principal_display_name": _s(p.get("displayName"))}
+    if ptype == "servicePrincipal":
+        out.update({"app_id": _s(p.get("appId")), "app_owner_organization_id": _s(p.get("appOwnerOrganizationId")),
+                    "service_principal_type": _s(p.get("servicePrincipalType"))})
+    return out
+
+
+def _s(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
 def _row(a: dict[str, Any], defs: dict[str, dict[str, Any]], kind: str) -> dict[str, Any] | None:
     pid, rdid = a.get("principalId"), a.get("roleDefinitionId")
     if not isinstance(pid, str) or not isinstance(rdid, str):
         return None
     d = defs.get(rdid) or {}
     template = d.get("templateId") or (rdid if rdid in PRIVILEGED_TEMPLATE_IDS else None)
-    return {
+    return {**principal_info(a),
         "id": str(a.get("id") or f"{kind}:{pid}:{rdid}"),
         "principal_id": pid.lower(),
         "role_definition_id": rdid,
@@ -56,7 +90,53 @@ def _row(a: dict[str, Any], defs: dict[str, dict[str, Any]], kind: str) -> dict[
         "privileged": (template or "") in PRIVILEGED_TEMPLATE_IDS,
         "kind": kind,
         "directory_scope_id": a.get("directoryScopeId") or "/",
+        "via_group": False,
     }
+
+
+def privileged_principals(by_principal: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Non-user principals holding a privileged role, in :class:`scanner.snapshot.PrivilegedPrincipal` field names."""
+    out: list[dict[str, Any]] = []
+    for pid, rows in sorted(by_principal.items()):
+        for r in rows:
+            ptype = r.get("principal_type")
+            if not r.get("privileged") or r.get("via_group") or ptype in (None, "user"):
+                continue
+            out.append({
+                "id": pid, "principal_type": ptype, "display_name": r.get("principal_display_name"),
+                "app_id": r.get("app_id"), "app_owner_organization_id": r.get("app_owner_organization_id"),
+                "service_principal_type": r.get("service_principal_type"), "assignment_id": r.get("id"),
+                "role_definition_id": r.get("role_definition_id"), "role_template_id": r.get("role_template_id"),
+                "role_name": r.get("role_name"), "kind": r.get("kind") or "active",
+                "directory_scope_id": r.get("directory_scope_id") or "/",
+            })
+    return out
+
+
+async def _group_members(graph: GraphApi, group_ids: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """User ids per group (transitive), and the groups whose members could not be read (with why)."""
+    members: dict[str, list[str]] = {}
+    failed: list[str] = []
+    if not group_ids:
+        return members, failed
+    items = [BatchItem(id=str(i), url=f"/groups/{gid}/transitiveMembers/microsoft.graph.user?$select=id")
+             for i, gid in enumerate(group_ids)]
+    results = await graph.batch(items)
+    for item, gid in zip(items, group_ids, strict=True):
+        res = results[item.id]
+        try:
+            if not res.ok:
+                raise res.error("/groups/{id}/transitiveMembers")
+            body = res.body if isinstance(res.body, dict) else {}
+            values = list(body.get("value") or [])
+            nxt = body.get("@odata.nextLink")
+            if isinstance(nxt, str) and nxt:
+                values.extend(await graph.get_all(nxt))
+        except ApiError as err:
+            failed.append(f"{gid} ({err.short()})")
+            continue
+        members[gid] = [v["id"].lower() for v in values if isinstance(v, dict) and isinstance(v.get("id"), str)]
+    return members, failed
 
 
 async def read_roles(graph: GraphApi) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
@@ -68,7 +148,7 @@ async def read_roles(graph: GraphApi) -> tuple[dict[str, list[dict[str, Any]]], 
             if isinstance(d.get("id"), str):
                 defs[d["id"]] = d
     items = [BatchItem(id=str(i), url=f"/roleManagement/directory/roleAssignments?$filter=roleDefinitionId eq "
-                                        f"'{rid}'") for i, rid in enumerate(defs)]
+                                        f"'{rid}'&{EXPAND}") for i, rid in enumerate(defs)]
     by_principal: dict[str, list[dict[str, Any]]] = {}
     notes: list[str] = []
 
@@ -89,7 +169,8 @@ async def read_roles(graph: GraphApi) -> tuple[dict[str, list[dict[str, Any]]], 
         for a in values:
             add(_row(a, defs, "active"))
     try:
-        async for page in graph.iter_pages("/roleManagement/directory/roleEligibilitySchedules"):
+        async for page in graph.iter_pages("/roleManagement/directory/roleEligibilitySchedules",
+                                           params={"$expand": "principal"}):
             for a in page:
                 add(_row(a, defs, "eligible"))
     except ApiError as err:
@@ -97,4 +178,27 @@ async def read_roles(graph: GraphApi) -> tuple[dict[str, list[dict[str, Any]]], 
             notes.append("PIM eligibility not available (no Entra ID P2): no eligible assignments")
         else:
             raise
+    await _expand_groups(graph, by_principal, notes)
     return by_principal, notes
+
+
+async def _expand_groups(graph: GraphApi, by_principal: dict[str, list[dict[str, Any]]], notes: list[str]) -> None:
+    """Give each user in a role-holding group the group's roles (``via_group=True``)."""
+    groups = sorted(pid for pid, rows in by_principal.items() if any(r.get("principal_type") == "group" for r in rows))
+    members, failed = await _group_members(graph, groups)
+    if failed:
+        notes.append(f"members of {len(failed)} role-holding group(s) could not be read, so users holding a role "
+                     f"only through them are not marked: {', '.join(failed[:5])}")
+    for gid, users in members.items():
+        group_rows = [r for r in by_principal[gid] if r.get("principal_type") == "group"]
+        for uid in users:
+            have = {(r["role_definition_id"], r["kind"], r["directory_scope_id"], r.get("via_group"))
+                    for r in by_principal.get(uid, [])}
+            for r in group_rows:
+                if (r["role_definition_id"], r["kind"], r["directory_scope_id"], True) in have:
+                    continue  # the same role through two nested groups: once is enough
+                by_principal.setdefault(uid, []).append({
+                    **r, "id": f"{r['id']}|member:{uid}", "principal_id": uid, "principal_type": "user",
+                    "principal_display_name": None, "via_group": True, "group_id": gid,
+                    "group_display_name": r.get("principal_display_name"),
+                })

@@ -16,10 +16,10 @@ from scanner.collectors.delegates import index_send_as
 from scanner.collectors.domains import read_domains
 from scanner.collectors.oauth_grants import read_grants
 from scanner.collectors.registration import read_registration
-from scanner.collectors.roles import read_roles
+from scanner.collectors.roles import privileged_principals, read_roles
 from scanner.graph.client import ApiError
 from scanner.graph.factory import Connection
-from scanner.snapshot import NotCollected
+from scanner.snapshot import NotCollected, PrivilegedPrincipal
 
 # source name -> the snapshot collection (or pseudo-collector) it feeds, for gap messages and permission names
 SOURCES = {
@@ -48,6 +48,12 @@ class TenantSources:
                 self.send_as_by_id = index_send_as(self.data["send_as"], self.directory)
         self.blocked = frozenset(self.data.get("blocked") or ())
         return self
+
+    def privileged_principals(self) -> tuple[PrivilegedPrincipal, ...] | None:
+        """Non-user principals (service principals, groups) in privileged roles; None when roles were not read."""
+        if "roles" not in self.data:
+            return None
+        return tuple(PrivilegedPrincipal(**p) for p in privileged_principals(self.data["roles"]))
 
     def to_json(self) -> dict[str, Any]:
         return {"data": self.data, "gaps": {k: v.model_dump() for k, v in self.gaps.items()}, "notes": self.notes}
