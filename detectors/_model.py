@@ -153,9 +153,14 @@ class ScanContext:
     # Finding ids this account had in the previous scan (from the store), for new_since_last_scan. None: derive them
     # by running the catalogue over ``previous`` (pure evaluation, tests, the benchmark).
     previous_finding_ids: frozenset[str] | None = None
+    # The previous scan's tenant-level facts (tenant detectors compare against it); None on the first scan.
+    previous_tenant: TenantInfo | None = None
 
 
 DetectFn = Callable[[AccountSnapshot, ScanContext], Iterator[Finding]]
+# Tenant-level detectors (``def detect_tenant(tenant, facts, ctx)``) run once per scan over TenantInfo; their findings
+# name a pseudo-account (e.g. ``serviceprincipal:<name> (<appId>)``) that has no verdict row.
+TenantDetectFn = Callable[[TenantInfo, "TenantFacts", ScanContext], Iterator[Finding]]
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,31 @@ class Detector:
             self.meta, account, evidence=evidence, artefact=artefact, severity=severity, title=title,
             technique=technique, score=score,
         )
+
+
+@dataclass(frozen=True)
+class TenantDetector:
+    meta: DetectorMeta
+    detect_tenant: TenantDetectFn
+    module: str
+
+
+def make_tenant_finding(
+    meta: DetectorMeta,
+    account: str,
+    *,
+    evidence: Mapping[str, Any],
+    artefact: str,
+    severity: Severity | None = None,
+    score: int = 0,
+    new_since_last_scan: bool | None = None,
+) -> Finding:
+    """A finding about a tenant-level object; ``account`` is a pseudo-account label, never a UPN."""
+    return Finding(
+        detector=meta.id, account=account, technique=meta.technique,
+        severity=severity if severity is not None else meta.severity, title=meta.title, evidence=evidence,
+        artefact=artefact, remediation=meta.remediation, score=score, new_since_last_scan=new_since_last_scan,
+    )
 
 
 def make_finding(

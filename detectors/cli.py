@@ -6,18 +6,21 @@ import json
 
 import click
 
-from detectors.engine import catalogue
+from detectors.engine import catalogue, tenant_catalogue
 
 
 def catalogue_json() -> list[dict[str, object]]:
     out = []
-    for d in catalogue():
-        m = d.meta
+    dets: list[tuple[object, str]] = [(d, "account") for d in catalogue()]
+    dets += [(d, "tenant") for d in tenant_catalogue()]
+    for d, scope in sorted(dets, key=lambda x: x[0].meta.id):  # type: ignore[attr-defined]
+        m = d.meta  # type: ignore[attr-defined]
         out.append({
             "id": m.id, "title": m.title, "severity": m.severity.label, "technique": m.technique,
             "rationale": m.rationale, "remediation": list(m.remediation), "requires": list(m.requires),
             "false_positives": list(m.false_positives), "status": m.status,
-            "description": (d.detect.__module__ and __import__(d.module, fromlist=["_"]).__doc__ or "").strip(),
+            "scope": scope,  # "account": per-account snapshot; "tenant": once per scan (pseudo-account findings)
+            "description": (__import__(d.module, fromlist=["_"]).__doc__ or "").strip(),  # type: ignore[attr-defined]
         })
     return out
 

@@ -16,6 +16,13 @@ Drift definitions (detections.md §K):
 - Not evaluated: a detector whose collection failed raises ``NotCollectedError``; the engine records a coverage gap
   (``store.add_error(..., collector="detectors:<collection>")`` unless the collector already recorded that gap for the
   account) and a per-detector count in tenant data ``detectors.coverage``. A failed source never reads as clean.
+  When the collection failed TENANT-WIDE (a bulk source such as roles, OAuth grants or Get-Mailbox: an error row with
+  no account, whose reason the accounts carry), the engine writes ONE row for that collection naming the detectors and
+  the number of accounts affected — not one row per account (10,000 identical rows for one failed request).
+- Tenant-level detectors (:func:`tenant_catalogue`: modules defining ``detect_tenant(tenant, facts, ctx)`` instead of
+  ``detect``) run once per scan after the accounts, with the previous scan's TenantInfo in ``ctx.previous_tenant``.
+  Their findings name a pseudo-account (``serviceprincipal:<name> (<appId>)``) that has no verdict row, so they never
+  raise any account's verdict and auto-remediation never acts on them.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from detectors._model import (
     Finding,
     ScanContext,
     Severity,
+    TenantDetector,
     TenantFacts,
 )
 from detectors._rules import FORWARD_ACTIONS, recipients
@@ -59,20 +67,28 @@ SENT_HISTORY_LEN = 30
 
 
 # ---- catalogue ---------------------------------------------------------------------------------------------------
-def catalogue() -> list[Detector]:
-    """Every detector module under ``detectors/`` (subpackages by area), sorted by id."""
-    out: list[Detector] = []
+def _modules() -> Iterable[Any]:
     for info in pkgutil.walk_packages(_pkg.__path__, prefix="detectors."):
         rel = info.name[len("detectors."):]
         parts = rel.split(".")
         if info.ispkg or len(parts) < 2 or any(p.startswith("_") for p in parts) or parts[0] in _INFRA:
             continue
         mod = importlib.import_module(info.name)
-        meta = getattr(mod, "META", None)
-        fn = getattr(mod, "detect", None)
-        if meta is None or fn is None:
-            continue
-        out.append(Detector(meta=meta, detect=fn, module=info.name))
+        if getattr(mod, "META", None) is not None:
+            yield mod
+
+
+def catalogue() -> list[Detector]:
+    """Every per-account detector module under ``detectors/`` (subpackages by area), sorted by id."""
+    out = [Detector(meta=mod.META, detect=mod.detect, module=mod.__name__)
+           for mod in _modules() if callable(getattr(mod, "detect", None))]
+    return sorted(out, key=lambda d: d.meta.id)
+
+
+def tenant_catalogue() -> list[TenantDetector]:
+    """Every tenant-level detector (a module defining ``detect_tenant``), sorted by id."""
+    out = [TenantDetector(meta=mod.META, detect_tenant=mod.detect_tenant, module=mod.__name__)
+           for mod in _modules() if callable(getattr(mod, "detect_tenant", None))]
     return sorted(out, key=lambda d: d.meta.id)
 
 
@@ -183,6 +199,35 @@ def evaluate_account(account: AccountSnapshot, ctx: ScanContext,
     for g in gaps:
         reasons.append(f"not evaluated: {g.detector} ({g.collection}: {g.reason})")
     return AccountResult(tuple(findings), tuple(gaps), v.score, v.verdict, tuple(reasons), privileged)
+
+
+def evaluate_tenant(tenant: TenantInfo, facts: TenantFacts, ctx: ScanContext,
+                    detectors: Sequence[TenantDetector] | None = None) -> tuple[list[Finding], list[NotEvaluated]]:
+    """Run the tenant-level detectors once (pure). ``new_since_last_scan``: the detector's own answer (it compares
+    against ``ctx.previous_tenant``), else whether the finding id was among ``ctx.previous_finding_ids``; always
+    False on the first scan."""
+    detectors = tenant_catalogue() if detectors is None else detectors
+    findings: list[Finding] = []
+    gaps: list[NotEvaluated] = []
+    for det in detectors:
+        try:
+            findings.extend(det.detect_tenant(tenant, facts, ctx))
+        except NotCollectedError as exc:
+            gaps.append(NotEvaluated(det.meta.id, exc.collection, exc.why.reason))
+        except Exception as exc:  # noqa: BLE001 - a detector bug is a coverage gap, never a silent "clean"
+            gaps.append(NotEvaluated(det.meta.id, "detector", f"detector error: {type(exc).__name__}: {exc}"[:300]))
+    prev = ctx.previous_finding_ids
+    out = []
+    for f in findings:
+        if ctx.first_scan:
+            new = False
+        elif f.new_since_last_scan is not None:
+            new = f.new_since_last_scan
+        else:
+            new = prev is None or f.id not in prev
+        out.append(dataclasses.replace(f, new_since_last_scan=new))
+    out.sort(key=lambda f: (-int(f.severity), f.detector, f.account, f.artefact))
+    return out, gaps
 
 
 # ---- tenant facts (pass 1) ---------------------------------------------------------------------------------------
@@ -333,6 +378,16 @@ def _transients(store: Any, prev_scan: str, account: AccountSnapshot, seen: set[
     return out
 
 
+def _stored_tenant(store: Any, scan_id: str) -> TenantInfo | None:
+    raw = store.scan(scan_id).get("tenant")
+    if not raw:
+        return None
+    try:
+        return TenantInfo.model_validate_json(raw)
+    except ValueError:
+        return None  # an unreadable old row: no baseline, findings read as standing
+
+
 def evaluate_scan(store: Any, scan_id: str, *, tenant: TenantInfo, allowlist: Allowlist, now: datetime,
                   protected_accounts: frozenset[str] | Iterable[str] = frozenset(),
                   detectors: Sequence[Detector] | None = None) -> EvaluationSummary:
@@ -354,7 +409,12 @@ def evaluate_scan(store: Any, scan_id: str, *, tenant: TenantInfo, allowlist: Al
     if prev_scan:
         prev_hist = store.get_tenant_data(prev_scan, SENT_HISTORY_KEY) or {}
     new_hist: dict[str, list[int]] = {}
-    known_gaps = {(str(e.get("upn") or "").lower(), str(e.get("collector") or "")) for e in store.errors(scan_id)}
+    errors = store.errors(scan_id)
+    known_gaps = {(str(e.get("upn") or "").lower(), str(e.get("collector") or "")) for e in errors}
+    # Tenant-wide failures (no account): their collections / reasons mark per-account gaps as "the same failure".
+    tenant_gap_collectors = {str(e.get("collector") or "") for e in errors if not e.get("upn")}
+    tenant_gap_reasons = {str(e.get("message") or "") for e in errors if not e.get("upn")}
+    tenant_wide: dict[str, dict[str, Any]] = {}  # collection -> {"accounts": n, "detectors": set, "reason": str}
     coverage: Counter[str] = Counter()
     sev_count: Counter[str] = Counter()
     verdicts: Counter[str] = Counter()
@@ -403,6 +463,11 @@ def evaluate_scan(store: Any, scan_id: str, *, tenant: TenantInfo, allowlist: Al
             by_collection[g.collection].append(g)
             coverage[g.detector] += 1
         for collection, gs in by_collection.items():
+            if collection in tenant_gap_collectors or gs[0].reason in tenant_gap_reasons:
+                tw = tenant_wide.setdefault(collection, {"accounts": 0, "detectors": set(), "reason": gs[0].reason})
+                tw["accounts"] += 1
+                tw["detectors"].update(g.detector for g in gs)
+                continue  # one row for the whole tenant, written after the loop
             if (upn_l, collection) in known_gaps:
                 continue  # the collector already recorded this gap; its detectors are implied
             store.add_error(scan_id, acc.upn, f"detectors:{collection}",
@@ -425,6 +490,36 @@ def evaluate_scan(store: Any, scan_id: str, *, tenant: TenantInfo, allowlist: Al
         verdicts[verdict] += 1
         summary.accounts += 1
 
+    # Tenant-level detectors, once.
+    prev_tenant = _stored_tenant(store, prev_scan) if prev_scan else None
+    tctx = ScanContext(tenant=tenant, now=now, allowlist=allowlist, facts=facts, first_scan=prev_scan is None,
+                       protected_accounts=protected, previous_tenant=prev_tenant,
+                       previous_finding_ids=frozenset(r["id"] for r in store.findings(prev_scan)
+                                                      if r.get("status") == "active") if prev_scan else None)
+    tfindings, tgaps = evaluate_tenant(tenant, facts, tctx)
+    for g in tgaps:
+        coverage[g.detector] += 1
+        tw = tenant_wide.setdefault(g.collection, {"accounts": 0, "detectors": set(), "reason": g.reason})
+        tw["detectors"].add(g.detector)
+    if tfindings:
+        rows = []
+        for f in tfindings:
+            row = f.to_json()
+            row["artefact"] = f.artefact
+            row["first_seen"] = started
+            rows.append(row)
+            sev_count[f.severity.label] += 1
+            summary.new_findings += int(bool(f.new_since_last_scan))
+            summary.suppressed += int(f.suppressed is not None)
+            seen_ids.add(f.id)
+        store.put_findings(scan_id, rows)
+        store.record_history(scan_id, started, rows)
+    for collection, tw in sorted(tenant_wide.items()):
+        n = tw["accounts"]
+        who = f"on {n} account(s)" if n else "for the tenant"
+        store.add_error(scan_id, None, f"detectors:{collection}",
+                        f"not evaluated {who}: {', '.join(sorted(tw['detectors']))} ({tw['reason']})")
+
     store.resolve_missing(scan_id, started, seen_ids)
     store.put_tenant_data(scan_id, SENT_HISTORY_KEY, new_hist)
     store.put_tenant_data(scan_id, "detectors.coverage", dict(coverage))
@@ -435,5 +530,5 @@ def evaluate_scan(store: Any, scan_id: str, *, tenant: TenantInfo, allowlist: Al
 
 __all__ = [
     "AccountResult", "EvaluationSummary", "NotEvaluated", "allowlist_from_config", "artefact_present", "catalogue",
-    "evaluate_account", "evaluate_scan", "run_detectors", "tenant_facts",
+    "evaluate_account", "evaluate_scan", "evaluate_tenant", "run_detectors", "tenant_catalogue", "tenant_facts",
 ]
