@@ -12,7 +12,9 @@ from typing import Any
 
 from scanner.graph.client import BatchItem, GraphApi
 
-SP_SELECT = "id,appId,appDisplayName,displayName,publisherName,verifiedPublisher,appOwnerOrganizationId"
+# v1.0 servicePrincipal properties only: ``publisherName`` is beta-only (absent from the v1.0 model), and a $select
+# naming it is a 400 on v1.0. The publisher shown is verifiedPublisher.displayName (None when unverified).
+SP_SELECT = "id,appId,appDisplayName,displayName,verifiedPublisher,appOwnerOrganizationId,servicePrincipalType"
 
 
 async def read_grants(graph: GraphApi) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]], list[str]]:
@@ -29,13 +31,6 @@ async def read_grants(graph: GraphApi) -> tuple[dict[str, list[dict[str, Any]]],
                  for i, sid in enumerate(sp_ids)]
         results = await graph.batch(items)
         answers = {sid: results[item.id] for item, sid in zip(items, sp_ids, strict=True)}
-        retry = [sid for sid, res in answers.items() if res.status == 400]
-        if retry:
-            # A service that rejects one selected property (400) still answers the full object: ask again
-            # without $select rather than lose the app's name and publisher.
-            again = await graph.batch([BatchItem(id=str(i), url=f"/servicePrincipals/{sid}")
-                                       for i, sid in enumerate(retry)])
-            answers.update({sid: again[str(i)] for i, sid in enumerate(retry)})
         failed = 0
         for sid, res in answers.items():
             if res.ok and isinstance(res.body, dict):
@@ -54,7 +49,7 @@ async def read_grants(graph: GraphApi) -> tuple[dict[str, list[dict[str, Any]]],
         row = {
             "id": g["id"], "client_id": g["clientId"], "app_id": sp.get("appId"),
             "app_display_name": sp.get("appDisplayName") or sp.get("displayName"),
-            "publisher_name": sp.get("publisherName"),
+            "publisher_name": None,  # beta-only property (see SP_SELECT): not read on v1.0
             "verified_publisher": (vp or {}).get("displayName") or None,
             "app_owner_organization_id": sp.get("appOwnerOrganizationId"),
             "consent_type": consent,
