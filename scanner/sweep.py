@@ -163,16 +163,13 @@ async def _collect(cfg: Config, store: Store, scan_id: str, conn: Any, *, resume
                 t.add_done_callback(tasks.discard)
             _call(progress, "start", "accounts", seen)
     except ApiError as err:
-        for t in list(tasks):
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if err.is_permission:
-            raise ScanAbort(f"cannot list users: the app needs the Graph application permission "
-                            f"{least('users', 'graph')} ({err.code or err.status})") from None
-        if err.is_auth:
-            raise ScanAbort(f"sign-in refused by Microsoft Graph ({err.code or '401'}): check the credentials, "
-                            "tenant id and admin consent") from None
-        raise ScanAbort(f"cannot list users: {err.short()}") from None
+        if seen and not (err.is_permission or err.is_auth):
+            # The listing broke after some pages (a looping nextLink, a 503 storm on page N): the accounts already
+            # read are finished normally and the rest of the directory is a named gap, never a silently short scan.
+            store.add_error(scan_id, None, "users", f"user list incomplete after {seen} users: {err.short()}",
+                            err.code or (str(err.status) if err.status else None))
+        else:
+            await _abort_users(err, tasks)
     if tasks:
         await asyncio.gather(*list(tasks))
     _call(progress, "finish", "accounts")
@@ -190,6 +187,19 @@ async def _collect(cfg: Config, store: Store, scan_id: str, conn: Any, *, resume
     return TenantInfo(tenant_id=cfg.tenant.tenant_id, domains=tuple(sorted(domains)), initial_domain=initial,
                       default_domain=dom.get("default"), display_name=dom.get("display_name") or cfg.tenant.name,
                       all_principals_grants=all_p, privileged_principals=sources.privileged_principals())
+
+
+async def _abort_users(err: ApiError, tasks: set[asyncio.Task[None]]) -> None:
+    for t in list(tasks):
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if err.is_permission:
+        raise ScanAbort(f"cannot list users: the app needs the Graph application permission "
+                        f"{least('users', 'graph')} ({err.code or err.status})") from None
+    if err.is_auth:
+        raise ScanAbort(f"sign-in refused by Microsoft Graph ({err.code or '401'}): check the credentials, "
+                        "tenant id and admin consent") from None
+    raise ScanAbort(f"cannot list users: {err.short()}") from None
 
 
 def _record(store: Store, scan_id: str, gaps: list[Gap]) -> None:

@@ -113,6 +113,15 @@ def privileged_principals(by_principal: dict[str, list[dict[str, Any]]]) -> list
     return out
 
 
+def _page(res: Any, path: str) -> dict[str, Any]:
+    # A 200 whose body is not a JSON page (truncated, malformed) is a failed read, never "no assignments".
+    body = res.body
+    if not isinstance(body, dict) or not isinstance(body.get("value", []), list):
+        raise ApiError("unexpected response shape (no 'value' list)", status=res.status, code="malformed_response",
+                       path=path)
+    return body
+
+
 async def _group_members(graph: GraphApi, group_ids: list[str]) -> tuple[dict[str, list[str]], list[str]]:
     """User ids per group (transitive), and the groups whose members could not be read (with why)."""
     members: dict[str, list[str]] = {}
@@ -127,7 +136,7 @@ async def _group_members(graph: GraphApi, group_ids: list[str]) -> tuple[dict[st
         try:
             if not res.ok:
                 raise res.error("/groups/{id}/transitiveMembers")
-            body = res.body if isinstance(res.body, dict) else {}
+            body = _page(res, "/groups/{id}/transitiveMembers")
             values = list(body.get("value") or [])
             nxt = body.get("@odata.nextLink")
             if isinstance(nxt, str) and nxt:
@@ -161,7 +170,7 @@ async def read_roles(graph: GraphApi) -> tuple[dict[str, list[dict[str, Any]]], 
         res = results[item.id]
         if not res.ok:
             raise res.error("/roleManagement/directory/roleAssignments")
-        body = res.body if isinstance(res.body, dict) else {}
+        body = _page(res, "/roleManagement/directory/roleAssignments")
         values = list(body.get("value") or [])
         nxt = body.get("@odata.nextLink")
         if isinstance(nxt, str) and nxt:

@@ -408,6 +408,7 @@ class GraphApi:
         pending = list(items)
         self.stats.logical_requests += len(items)
         rounds = 0
+        auth_retried: set[str] = set()
         while pending:
             rounds += 1
             chunk, pending = pending[:MAX_BATCH], pending[MAX_BATCH:]
@@ -445,6 +446,12 @@ class GraphApi:
                         self.stats.throttled += 1
                     self.stats.retries += 1
                     self.gate.block(item.scope, wait if wait is not None else backoff(rounds))
+                    retry.append(item)
+                    continue
+                if status == 401 and item.id not in auth_retried and rounds < max_rounds:
+                    # The token expired while the batch ran: the next round's POST carries a fresh one (once).
+                    auth_retried.add(item.id)
+                    self.stats.retries += 1
                     retry.append(item)
                     continue
                 results[item.id] = BatchResult(item.id, status, headers, rbody)
