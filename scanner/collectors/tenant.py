@@ -12,7 +12,7 @@ from typing import Any
 
 from scanner.collectors import exchange as exo
 from scanner.collectors._util import gap
-from scanner.collectors.delegates import index_send_as
+from scanner.collectors.delegates import index_send_as, read_send_as
 from scanner.collectors.domains import read_domains
 from scanner.collectors.oauth_grants import read_grants
 from scanner.collectors.registration import read_registration
@@ -98,7 +98,7 @@ async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True) -
         jobs += [
             run("mailboxes", exo.read_mailboxes(x), "exchange"),
             run("cas", exo.read_cas(x), "exchange"),
-            run("send_as", exo.read_send_as(x), "exchange"),
+            run("send_as", read_send_as(x), "exchange"),
             run("blocked", exo.read_blocked_senders(x), "exchange"),
         ]
     await asyncio.gather(*jobs)
