@@ -171,6 +171,7 @@ def scan_command(config_paths: tuple[Path, ...], out_dir: Path | None, fail_on: 
 
     cfg = load_config(config_path)
     _logging(cfg, quiet)
+    _certificate_warning(cfg)
     out = out_dir or (cfg.resolve(cfg.storage.output_dir) if cfg.storage.output_dir else Path(DEFAULT_OUT))
     progress = make_progress(quiet=quiet, tenant=cfg.label)
     try:
@@ -182,6 +183,15 @@ def scan_command(config_paths: tuple[Path, ...], out_dir: Path | None, fail_on: 
 
     after_scan_of(cfg, result, out)  # retention + webhook notification (ops); never raises
     sys.exit(result.exit_code)
+
+
+def _certificate_warning(cfg: Any) -> None:
+    """Before signing in: say so when the certificate's private key is readable by other local users."""
+    from scanner.config import certificate_warning
+
+    warn = certificate_warning(cfg)
+    if warn:
+        click.echo(warn, err=True)
 
 
 def _close(progress: Any) -> None:
@@ -256,13 +266,11 @@ def demo_command(out_dir: Path, users: int, seed: int, quiet: bool) -> None:
               help="Configuration file (TOML).")
 def check_command(config_path: Path) -> None:
     """Sign in and list the permissions the app holds and the collectors and steps they enable."""
-    from scanner.config import certificate_warning, load_config
+    from scanner.config import load_config
 
     cfg = load_config(config_path)
     _logging(cfg, quiet=True)
-    warn = certificate_warning(cfg)
-    if warn:
-        click.echo(warn, err=True)
+    _certificate_warning(cfg)
     code = asyncio.run(_check(cfg))
     sys.exit(code)
 
