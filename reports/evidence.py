@@ -604,6 +604,34 @@ def _r_blocked(d: str, ev: Ev) -> str | None:
         f" after {n} messages in the last 24 hours" if n else "") + "."
 
 
+_MICROSOFT_TENANTS = {"f8cdef31-a31e-4b4a-93e4-5f571e91255a", "72f988bf-86f1-41af-91ab-2d7cd011db47"}
+
+
+def _r_sp_role(d: str, ev: Ev) -> str | None:
+    """roles.service_principal_privileged: an app (not a user) holding a directory role."""
+    role = ev.text("role", "role_name", "role_template_id")
+    if not role:
+        return None
+    name = ev.text("service_principal", "display_name", "app_display_name")
+    app_id = ev.text("app_id", "appId")
+    who = f"The app {q(name)}" if name else "An app"
+    if app_id:
+        who += f" (appId {_s(app_id)})"
+    owner = (ev.text("app_owner_organization_id") or "").lower()
+    kind = (ev.text("service_principal_type") or "").lower()
+    if ev.flag("home_tenant_app"):
+        who += ", registered in this tenant,"
+    elif kind == "managedidentity":
+        who += ", a managed identity,"
+    elif owner and owner not in _MICROSOFT_TENANTS:
+        who += f", published by another organisation (tenant {_s(owner)}),"
+    scope = ev.text("scope", "directory_scope_id") or "/"
+    where = "over the whole directory" if scope == "/" else f"scoped to {_s(scope)}"
+    when = "; it was assigned since the last scan" if ev.flag("new") else ""
+    return (f"{who} holds the {_s(role)} role {where}{when}. It acts with that role through its own secret or "
+            "certificate, which no user password reset or sign-out revokes.")
+
+
 # Exact detector ids first (the catalogue as it stands), then the families below for ids added later.
 SPECIFIC: dict[str, Renderer] = {
     "auth.new_method": _r_new_method, "auth.method_removed": _r_method_removed,
@@ -611,7 +639,7 @@ SPECIFIC: dict[str, Renderer] = {
     "auth.shared_phone": _r_shared_phone, "auth.app_password_legacy_auth": _r_app_password,
     "oauth.known_bec_tool": _r_oauth, "oauth.mail_consent_unverified_app": _r_oauth,
     "oauth.tenant_wide_mail_grant": _r_oauth, "roles.privileged_role_new": _r_role_new,
-    "roles.guest_privileged": _r_guest_priv, "roles.privileged_account_backdoor": _r_priv_backdoor,
+    "roles.guest_privileged": _r_guest_priv, "roles.service_principal_privileged": _r_sp_role, "roles.privileged_account_backdoor": _r_priv_backdoor,
     "account.disabled_account_backdoor": _r_disabled, "account.protected_account_change": _r_protected,
     "contact.contact_info_changed": _r_contact, "delegates.new_mailbox_delegate": _r_delegate,
     "sending.volume_spike": _r_volume, "sending.blocked_from_sending": _r_blocked,

@@ -22,7 +22,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uf
 
 CSV_COLUMNS = (
     "id", "account", "detector", "technique", "severity", "title", "summary", "evidence", "new_since_last_scan",
-    "status", "suppressed", "score", "first_seen", "remediation",
+    "status", "suppressed", "score", "first_seen", "remediation", "tenant_level",
 )
 
 
@@ -74,8 +74,13 @@ def scan_header(store: Store, scan_id: str) -> dict[str, Any]:
     }
 
 
-def finding_json(f: dict[str, Any]) -> dict[str, Any]:
-    """One stored finding in the findings.json shape (required keys first, additive keys after)."""
+def finding_json(f: dict[str, Any], tenant_level: bool = False) -> dict[str, Any]:
+    """One stored finding in the findings.json shape (required keys first, additive keys after).
+
+    ``tenant_level``: the finding is about a tenant object (``account`` is a pseudo-account such as
+    ``serviceprincipal:<displayName> (<appId>)``), not a scanned account; it stays in ``findings`` and never gets an
+    ``accounts`` row.
+    """
     return {
         "id": f["id"],
         "account": f["account"],
@@ -91,7 +96,13 @@ def finding_json(f: dict[str, Any]) -> dict[str, Any]:
         "remediation": list(f.get("remediation") or []),
         "first_seen": f.get("first_seen"),
         "summary": evidence_text(f["detector"], f.get("evidence") or {}),
+        "tenant_level": tenant_level,
     }
+
+
+def scanned_upns(store: Store, scan_id: str) -> set[str]:
+    """Lower-cased UPNs of the scan's account rows (what tells a pseudo-account finding from an account's)."""
+    return {str(u).lower() for (u,) in store.db.execute("select upn from accounts where scan_id = ?", [scan_id])}
 
 
 def write_json(store: Store, scan_id: str, path: Path, findings: list[dict[str, Any]] | None = None) -> Path:
@@ -103,11 +114,14 @@ def write_json(store: Store, scan_id: str, path: Path, findings: list[dict[str, 
         header_json = json.dumps(header, ensure_ascii=False, default=str)
         fh.write(header_json)
         fh.write(',\n"accounts": [')
+        upns: set[str] = set()
         for i, acc in enumerate(iter_account_rows(store, scan_id)):
+            upns.add(acc["userPrincipalName"].lower())
             fh.write(("\n" if i == 0 else ",\n") + json.dumps(acc, ensure_ascii=False))
         fh.write('\n],\n"findings": [')
         for i, f in enumerate(findings):
-            fh.write(("\n" if i == 0 else ",\n") + json.dumps(finding_json(f), ensure_ascii=False, default=str))
+            row = finding_json(f, tenant_level=str(f["account"]).lower() not in upns)
+            fh.write(("\n" if i == 0 else ",\n") + json.dumps(row, ensure_ascii=False, default=str))
         fh.write("\n]}\n")
     tmp.replace(path)
     return path
@@ -115,16 +129,19 @@ def write_json(store: Store, scan_id: str, path: Path, findings: list[dict[str, 
 
 def write_csv(store: Store, scan_id: str, path: Path, findings: list[dict[str, Any]] | None = None) -> Path:
     findings = store.findings(scan_id) if findings is None else findings
+    upns = scanned_upns(store, scan_id)
     tmp = path.with_name(path.name + ".tmp")
     # utf-8-sig so Excel reads non-ASCII tenant strings correctly.
     with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
         w = csv.writer(fh, quoting=csv.QUOTE_MINIMAL)
         w.writerow(CSV_COLUMNS)
         for f in findings:
-            row = finding_json(f)
+            row = finding_json(f, tenant_level=str(f["account"]).lower() not in upns)
+            row["account"] = reveal(row["account"])  # a pseudo-account label carries an app's display name
             # Invisible / bidi characters shown as markers: a spreadsheet cell must read as what it is.
             row["evidence"] = reveal(json.dumps(row["evidence"], ensure_ascii=False, sort_keys=True, default=str))
             row["title"] = reveal(row["title"])
+            row["suppressed"] = reveal(row["suppressed"]) if row["suppressed"] else None
             row["remediation"] = " ".join(row["remediation"])
             w.writerow([neutralise_cell(row.get(c)) for c in CSV_COLUMNS])
     tmp.replace(path)

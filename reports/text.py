@@ -5,6 +5,11 @@ autoescape) makes them inert; this module makes them *legible*: characters that 
 (zero-width spaces, bidi overrides such as U+202E, control characters, odd blanks) are shown as visible markers like
 ``⟦U+202E⟧`` so a rule named ``"\u202etxt.exe"`` or ``"\u200b"`` cannot pass for something else (Permiso
 "Inboxfuscation").
+
+Detectors already write some evidence through ``detectors._text.visible``, which turns an invisible character into
+the *text* ``<U+200B>``. That textual form is recognised here too (only for code points that really are invisible, so
+a literal ``<U+0041>`` stays text): whether the report receives the raw character or the detector's rendering, it
+shows the same ``⟦U+200B⟧`` marker, in HTML and in CSV/JSON alike.
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-# Blank-looking code points outside the Cf/Zs/Cc categories.
-_BLANKS = {0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800, 0x180E, 0x034F}
+# Blank-looking code points outside the Cf/Zs/Cc categories (Hangul fillers, braille blank, Mongolian vowel
+# separator, combining grapheme joiner, Khmer inherent vowels).
+_BLANKS = {0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800, 0x180E, 0x034F, 0x17B4, 0x17B5}
+# detectors._text.visible() writes an invisible character as "<U+200B>"; 4 to 6 hex digits (tag characters: U+E0041).
+_TEXT_MARK = re.compile(r"<U\+([0-9A-Fa-f]{4,6})>")
 
 
 def is_hidden_char(ch: str) -> bool:
@@ -40,32 +48,75 @@ class Segment:
     hidden: bool  # True: a marker standing for an invisible character
 
 
-def segments(value: object) -> list[Segment]:
-    """Split a string into plain runs and markers for invisible characters (for templates)."""
-    text = "" if value is None else str(value)
-    if text.isascii() and text.isprintable():  # the common case, and the only one at 100k-account scale
-        return [Segment(text, False)] if text else []
-    out: list[Segment] = []
+def _textual_hidden(m: re.Match[str]) -> str | None:
+    """The invisible character a ``<U+XXXX>`` text stands for, or None when it names a visible one."""
+    cp = int(m.group(1), 16)
+    if cp > 0x10FFFF:
+        return None
+    ch = chr(cp)
+    return ch if is_hidden_char(ch) else None
+
+
+def _plain(text: str) -> bool:
+    """Nothing to mark: the common case, and the only one at 100k-account scale."""
+    return text.isascii() and text.isprintable() and "<U+" not in text and "<u+" not in text
+
+
+def _pieces(text: str) -> list[tuple[str, bool]]:
+    """(run, hidden) pieces: plain runs, and markers for raw invisible characters and their ``<U+XXXX>`` text."""
+    out: list[tuple[str, bool]] = []
     buf: list[str] = []
-    for ch in text:
-        if is_hidden_char(ch):
-            if buf:
-                out.append(Segment("".join(buf), False))
-                buf = []
-            out.append(Segment(marker(ch), True))
-        else:
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        hidden: str | None = None
+        width = 1
+        if ch == "<" and text.startswith(("<U+", "<u+"), i):
+            m = _TEXT_MARK.match(text, i)
+            if m:
+                hidden = _textual_hidden(m)
+                width = m.end() - i
+        elif is_hidden_char(ch):
+            hidden = ch
+        if hidden is None:
             buf.append(ch)
+            i += 1
+            continue
+        if buf:
+            out.append(("".join(buf), False))
+            buf = []
+        out.append((marker(hidden), True))
+        i += width
     if buf:
-        out.append(Segment("".join(buf), False))
+        out.append(("".join(buf), False))
     return out
 
 
-def reveal(value: object) -> str:
-    """The string with every invisible/bidi character replaced by a visible ``⟦U+XXXX⟧`` marker."""
+def segments(value: object) -> list[Segment]:
+    """Split a string into plain runs and markers for invisible characters (for templates)."""
     text = "" if value is None else str(value)
-    if text.isascii() and text.isprintable():
+    if _plain(text):
+        return [Segment(text, False)] if text else []
+    return [Segment(t, h) for t, h in _pieces(text)]
+
+
+def reveal(value: object) -> str:
+    """The string with every invisible/bidi character (raw, or as the detectors' ``<U+XXXX>`` text) replaced by a
+    visible ``⟦U+XXXX⟧`` marker."""
+    text = "" if value is None else str(value)
+    if _plain(text):
         return text
-    return "".join(marker(ch) if is_hidden_char(ch) else ch for ch in text)
+    return "".join(t for t, _ in _pieces(text))
+
+
+def strip_hidden(value: object) -> str:
+    """The string without invisible characters or their ``<U+XXXX>`` text (for search: "invoice" finds
+    "in<U+200B>voice")."""
+    text = "" if value is None else str(value)
+    if _plain(text):
+        return text
+    return "".join(t for t, h in _pieces(text) if not h)
 
 
 def has_hidden(value: object) -> bool:

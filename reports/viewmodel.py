@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from reports.evidence import evidence_sentence
-from reports.text import attack_url, is_hidden_char
+from reports.text import attack_url, strip_hidden
 from scanner.snapshot import AccountSnapshot
 from scanner.store import Store, unpack
 
@@ -54,6 +54,17 @@ class FindingView:
     first_seen: str | None
     last_seen: str | None
     remediation: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TenantFindingView:
+    """A finding about a tenant-level object (an app's role assignment …): its ``account`` is a pseudo-account label
+    such as ``serviceprincipal:<displayName> (<appId>)`` with no scanned-account row and no verdict."""
+    subject: str  # the raw pseudo-account label, as in findings.json
+    kind: str  # "App (service principal)", "Tenant" …
+    name: str  # the label without its kind prefix
+    finding: FindingView
+    search: str
 
 
 @dataclass(frozen=True)
@@ -144,6 +155,8 @@ class Summary:
     suppressed_total: int
     new_findings: int
     new_accounts: tuple[str, ...]
+    tenant_findings: int  # active (unsuppressed) tenant-wide findings
+    tenant_new: tuple[str, ...]  # "name: title" of tenant-wide findings new since the last scan
     previous_scan_id: str | None
     first_scan: bool
     gaps: tuple[GapGroup, ...]
@@ -206,6 +219,7 @@ class ReportModel:
     generated: str
     summary: Summary
     accounts: tuple[AccountView, ...]  # rendered one by one: flagged, or with findings / actions
+    tenant_findings: tuple[TenantFindingView, ...]  # findings whose account is not a scanned account
     clean_count: int
     clean_upns: tuple[str, ...]
     clean_truncated: int
@@ -331,6 +345,39 @@ def finding_view(f: Mapping[str, Any], history: Mapping[str, Any] | None = None)
     )
 
 
+# Pseudo-account prefixes written by tenant-level detectors (detectors/roles/service_principal_privileged.py …).
+SUBJECT_KINDS = {
+    "serviceprincipal": "App (service principal)", "app": "App", "application": "App registration",
+    "group": "Group", "tenant": "Tenant", "domain": "Domain", "policy": "Policy", "role": "Directory role",
+}
+
+
+def split_subject(label: str) -> tuple[str, str]:
+    """``serviceprincipal:Mail Sync (a1b2…)`` → ("App (service principal)", "Mail Sync (a1b2…)"); a label without a
+    known ``kind:`` prefix is ("Tenant object", label)."""
+    head, sep, rest = label.partition(":")
+    key = head.strip().lower()
+    if sep and key.isidentifier() and rest.strip():
+        return SUBJECT_KINDS.get(key, key.replace("_", " ").capitalize()), rest.strip()
+    return "Tenant object", label
+
+
+def tenant_finding_views(findings: Sequence[Mapping[str, Any]],
+                         histories: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[TenantFindingView, ...]:
+    """Tenant-wide findings for their own table: active ones first (most severe, then new), suppressed last."""
+    histories = histories or {}
+    out = []
+    for f in findings:
+        fv = finding_view(f, histories.get(str(f["id"])))
+        subject = str(f.get("account") or "")
+        kind, name = split_subject(subject)
+        search = strip_hidden(" ".join([subject, kind, fv.title, fv.sentence, fv.detector, fv.technique])).lower()
+        out.append(TenantFindingView(subject=subject, kind=kind, name=name, finding=fv, search=search))
+    out.sort(key=lambda t: (t.finding.suppressed is not None, -SEV_RANK.get(t.finding.severity, 0),
+                            not t.finding.new, t.name.lower(), t.finding.detector))
+    return tuple(out)
+
+
 def manual_checklist(user: Any | None) -> tuple[ChecklistItem, ...]:
     """What no API can do for a flagged account (interface.md): shown as a per-account checklist."""
     synced = getattr(user, "on_premises_sync_enabled", None) if user is not None else None
@@ -404,9 +451,10 @@ def account_view(
     first = min((v.first_seen for v in active if v.first_seen), default=None)
     upn = str(acc.get("upn") or acc.get("userPrincipalName") or "")
     display = (user.display_name if user is not None else None) or ""
-    # Invisible characters are dropped from the search text, so "invoice" finds "in\u200bvoice".
-    search = "".join(ch for ch in " ".join([upn, display, *(v.title for v in views), *detectors, *techniques])
-                     if not is_hidden_char(ch)).lower()
+    # Invisible characters (raw or as "<U+200B>" text) are dropped from the search text, so "invoice" finds
+    # "in\u200bvoice"; the evidence sentences are searchable too (a keyword, a forwarding address).
+    search = strip_hidden(" ".join([upn, display, *(v.title for v in views), *(v.sentence for v in views),
+                                    *detectors, *techniques])).lower()
     return AccountView(
         upn=upn, display_name=display, verdict=verdict, score=int(acc.get("score") or 0),
         privileged=bool(acc.get("privileged")), synced=user.on_premises_sync_enabled if user is not None else None,
@@ -603,9 +651,15 @@ def build_report(store: Store, scan_id: str, cfg: Any = None,
         store.db.conn, params=[scan_id])
     acc_df["verdict"] = acc_df["verdict"].fillna("clean")
 
+    scan_upns = {u.lower() for u in acc_df["upn"]}
     by_upn: dict[str, list[dict[str, Any]]] = {}
+    tenant_rows: list[dict[str, Any]] = []
     for f in findings:
-        by_upn.setdefault(str(f["account"]).lower(), []).append(f)
+        key = str(f["account"]).lower()
+        if key in scan_upns:
+            by_upn.setdefault(key, []).append(f)
+        else:  # a tenant-level finding (pseudo-account): no account row, no verdict, its own section
+            tenant_rows.append(f)
     gaps_by_upn: dict[str, list[dict[str, Any]]] = {}
     for e in errors:
         if e.get("upn"):
@@ -615,7 +669,6 @@ def build_report(store: Store, scan_id: str, cfg: Any = None,
     for r in journal_all:
         if r.get("upn"):
             journal_by_upn.setdefault(str(r["upn"]).lower(), []).append(r)
-    scan_upns = {u.lower() for u in acc_df["upn"]}
     journal_scan = [r for r in journal_all if r.get("scan_id") == scan_id
                     or (r.get("upn") and str(r["upn"]).lower() in scan_upns
                         and str(r.get("time") or "") >= str(scan["started"]))]
@@ -644,6 +697,14 @@ def build_report(store: Store, scan_id: str, cfg: Any = None,
                                      gaps=gaps_by_upn.get(key, []), journal=journal_by_upn.get(key, []),
                                      history=history))
     rendered.sort(key=account_sort_key)
+    tenant_hist: dict[str, dict[str, Any]] = {}
+    for f in tenant_rows:
+        h = store.history(str(f["id"]))
+        if h:
+            tenant_hist[str(f["id"])] = h
+            if not f.get("suppressed"):
+                timeline_entries.append({**h, "upn": split_subject(str(f["account"]))[1], "verdict": "tenant"})
+    tenant_views = tenant_finding_views(tenant_rows, tenant_hist)
 
     clean = acc_df.loc[~mask, "upn"].sort_values(key=lambda s: s.str.lower())
     clean_upns = tuple(clean.head(CLEAN_LIST_CAP))
@@ -673,14 +734,20 @@ def build_report(store: Store, scan_id: str, cfg: Any = None,
         findings_total=sum(1 for f in findings if not f.get("suppressed")),
         suppressed_total=sum(1 for f in findings if f.get("suppressed")),
         new_findings=sum(1 for f in findings if f.get("new_since_last_scan") and not f.get("suppressed")),
-        new_accounts=new_accounts, previous_scan_id=previous, first_scan=previous is None,
+        new_accounts=new_accounts,
+        tenant_findings=sum(1 for t in tenant_views if not t.finding.suppressed),
+        tenant_new=tuple(f"{t.name}: {t.finding.title}" for t in tenant_views
+                         if t.finding.new and not t.finding.suppressed),
+        previous_scan_id=previous, first_scan=previous is None,
         gaps=group_gaps(errors), gap_accounts=len({str(e["upn"]).lower() for e in errors if e.get("upn")}),
         actions=action_summary(journal_scan),
     )
-    views_det = sorted({d for a in rendered for d in a.detectors})
-    views_tech = sorted({t for a in rendered for t in a.techniques})
+    views_det = sorted({d for a in rendered for d in a.detectors} | {t.finding.detector for t in tenant_views})
+    views_tech = sorted({t for a in rendered for t in a.techniques}
+                        | {t.finding.technique for t in tenant_views if t.finding.technique})
     return ReportModel(
         generated=fmt_time(datetime.now(UTC)), summary=summary, accounts=tuple(rendered),
+        tenant_findings=tenant_views,
         clean_count=int((~mask).sum()), clean_upns=clean_upns, clean_truncated=max(0, len(clean) - CLEAN_LIST_CAP),
         detectors=tuple(views_det), techniques=tuple(views_tech),
         severity_chart=severity_chart(severity_trend(trend_rows)),
@@ -691,5 +758,5 @@ def build_report(store: Store, scan_id: str, cfg: Any = None,
 __all__ = [
     "AccountView", "FindingView", "ReportModel", "Summary", "account_view", "build_report", "group_gaps",
     "manual_checklist", "severity_chart", "severity_trend", "timeline", "verdict_counts", "severity_counts",
-    "flatten_evidence", "action_summary",
+    "flatten_evidence", "action_summary", "TenantFindingView", "tenant_finding_views", "split_subject",
 ]

@@ -22,6 +22,9 @@ LINE_SEP = "a\u2028b\u2029c"
 PAYLOADS = (XSS_IMG, XSS_SCRIPT, XSS_ATTR, CSS_BREAK, SCRIPT_CLOSE)
 
 VICTIM = "victim@contoso.com"
+# A tenant-level finding's pseudo-account: the app's display name is attacker-chosen too.
+SP_APP = f"Backup{XSS_IMG}"
+SP_ACCOUNT = f"serviceprincipal:{SP_APP} (a1b2c3d4-0000-4000-8000-00000000beef)"
 EVIL_UPN = f"{XSS_ATTR}@contoso.com"
 
 
@@ -51,6 +54,11 @@ def build(tmp_path: Path) -> tuple[dict[str, Path], str]:
                 new=False, evidence={"destination": "x@gmail.com", "domain_class": "freemail"}),
         finding("quiet@contoso.com", "mail.mailbox_external_forward", severity="info", artefact="f3",
                 suppressed=f"allowlist: {XSS_SCRIPT}", new=False, evidence={"destination": "p@partner.com"}),
+        finding(SP_ACCOUNT, "roles.service_principal_privileged", severity="high", artefact="sp1",
+                technique="T1098.003", title="Non-Microsoft app (service principal) holds a privileged directory role",
+                evidence={"service_principal": SP_APP, "app_id": "a1b2c3d4-0000-4000-8000-00000000beef",
+                          "role": "Global Administrator", "scope": "/", "new": True,
+                          "app_owner_organization_id": "9f3e0d1c-1111-4a4a-8b8b-2d7cd0aa0001"}),
     ]
     scan_id = make_scan(
         store, accounts, fs,

@@ -73,7 +73,7 @@ def test_filters_sort_and_search(page, tmp_path) -> None:
 
     page.select_option("#f-verdict", "suspicious")
     assert visible_upns(page) == ["suspect@contoso.com"]
-    assert page.inner_text("#shown") == "1 of 4 shown"
+    assert page.inner_text("#shown") == "1 of 4 accounts, 0 of 1 tenant-wide shown"
 
     page.select_option("#f-verdict", "")
     page.select_option("#f-severity", "critical")
@@ -117,3 +117,31 @@ def test_filters_sort_and_search(page, tmp_path) -> None:
     assert page.evaluate("typeof window.__pwned") == "undefined"
     page.screenshot(path=str(tmp_path / "report-filtered.png"), full_page=True)
     assert (tmp_path / "report-filtered.png").stat().st_size > 10_000
+
+
+def visible_tenant_rows(pg) -> int:
+    return pg.eval_on_selector_all("#tenant-table tr.tf:not([hidden])", "els => els.length")
+
+
+def test_tenant_wide_findings_are_drawn_and_filtered(page, tmp_path) -> None:
+    assert visible_tenant_rows(page) == 1
+    row = page.inner_text("#tenant-table tr.tf")
+    assert adv.XSS_IMG in row and "Global Administrator" in row and "app (service principal)" in row.lower()
+    assert page.inner_text("#card-tenant .n") == "1"
+    page.select_option("#f-severity", "critical")  # the app's finding is High
+    assert visible_tenant_rows(page) == 0 and page.is_visible("#tenant-none-shown")
+    page.select_option("#f-severity", "high")
+    assert visible_tenant_rows(page) == 1
+    page.select_option("#f-verdict", "compromised")  # no verdict: a verdict filter hides it
+    assert visible_tenant_rows(page) == 0
+    page.select_option("#f-verdict", "")
+    page.fill("#f-search", "global admin")
+    assert visible_tenant_rows(page) == 1 and visible_upns(page) == []
+    assert page.inner_text("#shown") == "0 of 4 accounts, 1 of 1 tenant-wide shown"
+    page.fill("#f-search", "")
+    page.select_option("#f-detector", "roles.service_principal_privileged")
+    assert visible_tenant_rows(page) == 1 and visible_upns(page) == []
+    page.click("#tenant-table details.ev > summary")
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    page.locator("#tenant").screenshot(path=str(tmp_path / "report-tenant.png"))
+    assert (tmp_path / "report-tenant.png").stat().st_size > 5_000

@@ -11,6 +11,7 @@ import json
 import re
 
 from reports.evidence import evidence_sentence
+from reports.text import reveal
 from scanner.sweep import run_scan
 
 
@@ -49,8 +50,9 @@ async def test_demo_scan_report_shows_every_planted_compromise_with_evidence(sim
         assert active, f"{upn} has no active finding"
         for f in active:
             assert f["title"] in block_text, (upn, f["title"])
-            sentence = _text(html.escape(evidence_sentence(f["detector"], f["evidence"])))
-            # the template shows invisible characters as markers; compare on visible text
+            # the template shows invisible characters (raw, or the detectors' "<U+200B>" text) as ⟦U+200B⟧ markers;
+            # compare on visible text
+            sentence = reveal(evidence_sentence(f["detector"], f["evidence"]))
             assert re.sub(r"[^\x20-\x7e]", "", sentence)[:60] in re.sub(r"[^\x20-\x7e]", "", block_text), \
                 (upn, sentence)
             dest = f["evidence"].get("destination")
