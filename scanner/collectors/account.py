@@ -41,6 +41,7 @@ from scanner.snapshot import (
     OAuthGrant,
     RoleAssignment,
     SendingStatus,
+    User,
 )
 
 
@@ -182,19 +183,27 @@ class AccountCollector:
             st = per_user[uid]
             if not isinstance(st.get("folders"), list) or not isinstance(st.get("rules"), list):
                 continue
-            st["folderset"] = fs = FolderSet([f for f in (parse_folder(x) for x in st["folders"]) if f])
-            ex_rules = exo_by.get(("rules", uid))
-            moves = rule_folder_ids(st["rules"])
-            ex_moves = isinstance(ex_rules, list) and any(r.get("MoveToFolder") or r.get("CopyToFolder")
-                                                          for r in ex_rules)
+            mine: list[BatchItem] = []
+            try:
+                fs = FolderSet([f for f in (parse_folder(x) for x in st["folders"]) if f])
+                ex_rules = exo_by.get(("rules", uid))
+                moves = rule_folder_ids(st["rules"])
+                ex_moves = isinstance(ex_rules, list) and any(r.get("MoveToFolder") or r.get("CopyToFolder")
+                                                              for r in ex_rules)
+            except DATA_ERRORS as exc:
+                # Wrongly typed JSON from the service for this mailbox: its rules are not read, the chunk goes on.
+                st["rules"] = st["folders"] = _malformed(exc)
+                continue
+            st["folderset"] = fs
             scope = f"mailbox:{uid}"
             for fid in sorted(moves - set(fs.by_id)):
-                items2.append(BatchItem(id=f"t|{uid}|{fid}", scope=scope,
-                                        url=f"/users/{uid}/mailFolders/{fid}?$select={FOLDER_SELECT}"))
+                mine.append(BatchItem(id=f"t|{uid}|{fid}", scope=scope,
+                                      url=f"/users/{uid}/mailFolders/{fid}?$select={FOLDER_SELECT}"))
             if moves or ex_moves:
                 for name in WELL_KNOWN:
-                    items2.append(BatchItem(id=f"w|{uid}|{name}", scope=scope,
-                                            url=f"/users/{uid}/mailFolders/{name}?$select=id"))
+                    mine.append(BatchItem(id=f"w|{uid}|{name}", scope=scope,
+                                          url=f"/users/{uid}/mailFolders/{name}?$select=id"))
+            items2.extend(mine)
         results2 = await graph.batch(items2) if items2 else {}
         wk: dict[str, dict[str, str]] = {}
         for key, res in results2.items():
@@ -203,7 +212,10 @@ class AccountCollector:
             if not res.ok or not isinstance(res.body, dict):
                 continue  # a deleted target or a well-known folder this mailbox lacks (e.g. no archive)
             if kind == "t":
-                f = parse_folder(res.body)
+                try:
+                    f = parse_folder(res.body)
+                except DATA_ERRORS:
+                    f = None  # an unreadable folder stays unresolved (the rule keeps pointing at its id)
                 if f is not None:
                     fs.add(f)
             else:
@@ -226,19 +238,43 @@ class AccountCollector:
                 # Get-Mailbox failed: unknown unless Graph said "no mailbox"; unknown reads as gaps, never clean.
                 has_mailbox = not st.get("no_mailbox")
             mailbox_type = row.get("type") if row is not None else ("UserMailbox" if st.get("mailbox") else None)
-            snap: dict[str, Any] = {"user": parse_user(u, mailbox_type)}
-            snap["auth_methods"] = st["methods"]
-            snap.update(self._tenant_level(uid))
-            if not has_mailbox:
-                for c in ("forwarding", "inbox_rules", "folders", "delegates", "sending", "protocols"):
-                    snap[c] = no_mailbox()
-            else:
-                snap.update(self._mailbox_collections(u, row, st, exo_by, gaps))
-            s = AccountSnapshot(**snap)
+            s = self._assemble(u, row, st, exo_by, gaps, has_mailbox, mailbox_type)
             for name, why in s.gaps().items():
                 gaps.append(Gap(upn, name, why))
             snapshots.append(s)
         return snapshots, gaps
+
+    def _assemble(self, u: dict[str, Any], row: dict[str, Any] | None, st: dict[str, Any],
+                  exo_by: dict[tuple[str, str], Any], gaps: list[Gap], has_mailbox: bool,
+                  mailbox_type: str | None) -> AccountSnapshot:
+        """One account's snapshot. Wrongly typed JSON from the service (a number for a name, a list for an object)
+        makes the collections it touches NotCollected for this account only — never an error for its whole chunk."""
+        uid, upn = u["id"], u["userPrincipalName"]
+        try:
+            user = parse_user(u, mailbox_type)
+        except DATA_ERRORS as exc:
+            user = User(id=uid, user_principal_name=upn, mailbox_type=mailbox_type)
+            gaps.append(Gap(upn, "user", _malformed(exc, "user properties")))
+        base: dict[str, Any] = {"user": user, "auth_methods": st["methods"], **self._tenant_level(uid)}
+        if not has_mailbox:
+            return AccountSnapshot(**base, **{c: no_mailbox() for c in MAILBOX_COLLECTIONS})
+        for attempt in range(3):
+            mine: list[Gap] = []
+            try:
+                if attempt == 2:
+                    mailbox = {c: _malformed(ValueError("unreadable mailbox data")) for c in MAILBOX_COLLECTIONS}
+                else:
+                    mailbox = self._mailbox_collections(u, row, st, exo_by, mine)
+                snap = AccountSnapshot(**base, **mailbox)
+            except DATA_ERRORS as exc:
+                # 1st retry: without the rule data (the usual culprit); 2nd: every mailbox collection is a gap.
+                st["rules"] = st["folders"] = _malformed(exc)
+                st.pop("folderset", None)
+                exo_by.pop(("rules", uid), None)
+                continue
+            gaps.extend(mine)
+            return snap
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _tenant_level(self, uid: str) -> dict[str, Any]:
         src, key = self.src, uid.lower()
@@ -322,6 +358,15 @@ class AccountCollector:
         else:
             out["sending"] = src.gaps.get("blocked")
         return out
+
+
+MAILBOX_COLLECTIONS = ("forwarding", "inbox_rules", "folders", "delegates", "sending", "protocols")
+# What a parser or a pydantic model raises on JSON of the wrong type (ValidationError is a ValueError).
+DATA_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError)
+
+
+def _malformed(exc: BaseException, what: str = "data") -> NotCollected:
+    return NotCollected(reason=f"unexpected {what} from the service ({type(exc).__name__})", code="malformed_response")
 
 
 async def _empty() -> dict[str, BatchResult]:

@@ -91,6 +91,51 @@ class SmallPages:
         await self.app(scope, receive, send)
 
 
+class MangleJson:
+    """ASGI middleware: a service answering with wrongly typed JSON. ``mangle(doc) -> doc`` is applied to every JSON
+    page (top level, and each ``$batch`` sub-response body) whose ``@odata.context`` contains ``context``."""
+
+    def __init__(self, app: Any, context: str, mangle: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        self.app = app
+        self.context = context
+        self.mangle = mangle
+
+    def _fix(self, doc: Any) -> Any:
+        if isinstance(doc, dict):
+            if self.context in str(doc.get("@odata.context", "")):
+                return self.mangle(doc)
+            if isinstance(doc.get("responses"), list):
+                for r in doc["responses"]:
+                    if isinstance(r, dict) and isinstance(r.get("body"), dict):
+                        r["body"] = self._fix(r["body"])
+        return doc
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start: dict[str, Any] = {}
+        body = bytearray()
+
+        async def capture(msg: dict[str, Any]) -> None:
+            if msg["type"] == "http.response.start":
+                start.update(msg)
+            elif msg["type"] == "http.response.body":
+                body.extend(msg.get("body", b""))
+                if not msg.get("more_body"):
+                    data = bytes(body)
+                    try:
+                        data = json.dumps(self._fix(json.loads(data))).encode()
+                    except ValueError:
+                        pass
+                    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+                    headers.append((b"content-length", str(len(data)).encode()))
+                    await send({**start, "headers": headers})
+                    await send({"type": "http.response.body", "body": data})
+
+        await self.app(scope, receive, capture)
+
+
 def env_for(tmp_path: Path, tenant: Any, app: Any, *, fresh_tokens: bool = False, asgi: Any = None,
             **sections: Any) -> SimEnv:
     env = make_sim_config(tmp_path, tenant, app, **sections)
