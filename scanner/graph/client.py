@@ -354,8 +354,19 @@ class GraphApi:
 
     async def get_json(self, path: str, *, params: Mapping[str, Any] | None = None,
                        headers: Mapping[str, str] | None = None, scope: str = "directory") -> Any:
-        resp = await self.request("GET", path, params=params, headers=headers, scope=scope)
-        return _decode_json(resp, "graph", _strip(path))
+        attempt = 0
+        while True:
+            resp = await self.request("GET", path, params=params, headers=headers, scope=scope)
+            try:
+                return _decode_json(resp, "graph", _strip(path))
+            except ApiError:
+                # A 200 whose body is cut or garbled (a proxy, a connection dropped mid-body): a GET is safe to
+                # repeat, and one bad page must not end a listing (the user list, a tenant-wide report).
+                attempt += 1
+                if attempt > self._sender.max_retries:
+                    raise
+                self.stats.retries += 1
+                await asyncio.sleep(backoff(attempt))
 
     async def post_json(self, path: str, body: Any, *, scope: str = "directory") -> Any:
         resp = await self.request("POST", path, body=body, scope=scope)
@@ -552,10 +563,21 @@ class ExchangeApi:
             if pages > max_pages:
                 raise ApiError(f"more than {max_pages} pages", code="paging_limit", service="exchange", path=cmdlet)
             u = url
-            resp = await self._sender.run(lambda u=u: self._post(u, body), scope=scope, path=cmdlet)
-            if resp.status >= 400:
-                raise _error_from_body(resp.status, resp.body, "exchange", cmdlet, resp.headers)
-            data = _decode_json(resp, "exchange", cmdlet)
+            bad_bodies = 0
+            while True:
+                resp = await self._sender.run(lambda u=u: self._post(u, body), scope=scope, path=cmdlet)
+                if resp.status >= 400:
+                    raise _error_from_body(resp.status, resp.body, "exchange", cmdlet, resp.headers)
+                try:
+                    data = _decode_json(resp, "exchange", cmdlet)
+                    break
+                except ApiError:
+                    # A garbled page of a read (Get-*) is fetched again; a write's answer is never replayed.
+                    bad_bodies += 1
+                    if not cmdlet.startswith("Get-") or bad_bodies > self._sender.max_retries:
+                        raise
+                    self.stats.retries += 1
+                    await asyncio.sleep(backoff(bad_bodies))
             if data is None:
                 return  # Set-*/Remove-* often answer 200 with an empty body
             if not isinstance(data, dict):
