@@ -254,13 +254,15 @@ async def run_scan(
             tenant = await _collect(cfg, store, scan_id, conn, resume=resumed, progress=progress, now=now)
         finally:
             await conn.aclose()
+        collect_s, collect_cpu = time.monotonic() - t0, time.process_time() - cpu0
         store.set_tenant(scan_id, tenant.model_dump(mode="json"))
         summary = _evaluate(cfg, store, scan_id, tenant, now)
         stats = conn.stats
         stat_dict = {"http_requests": stats.http_requests, "logical_requests": stats.logical_requests,
                      "throttled": stats.throttled, "retries": stats.retries, "server_errors": stats.server_errors,
                      "by_service": dict(stats.by_service), "seconds": round(time.monotonic() - t0, 3),
-                     "cpu_seconds": round(time.process_time() - cpu0, 3)}
+                     "cpu_seconds": round(time.process_time() - cpu0, 3),
+                     "collect_seconds": round(collect_s, 3), "collect_cpu_seconds": round(collect_cpu, 3)}
         errors = store.errors(scan_id)
         store.finish_scan(scan_id, "partial" if errors else "complete", stat_dict)
         outputs: dict[str, Path] = {}

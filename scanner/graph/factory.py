@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -214,13 +215,19 @@ def connect(
     gate = ScopeGate()
     graph = GraphApi(adapter, f"{graph_url}/v1.0", max_in_flight=in_flight, max_retries=cfg.scan.max_retries,
                      stats=stats, gate=gate)
-    ex_http = httpx.AsyncClient(transport=transport, limits=limits,
-                                timeout=httpx.Timeout(req_timeout or 300.0, connect=min(30.0, req_timeout or 30.0)))
+    # Exchange carries two cmdlets per mailbox, the most requests of the sweep: its own clients (a Graph token must
+    # never reach Exchange), as many in flight as Graph, spread over pools of 4 connections (ExchangeApi docstring).
+    ex_pools = max(1, math.ceil(in_flight / 4))
+    ex_limits = httpx.Limits(max_connections=math.ceil(in_flight / ex_pools),
+                             max_keepalive_connections=math.ceil(in_flight / ex_pools))
+    ex_https = [httpx.AsyncClient(transport=transport, limits=ex_limits,
+                                  timeout=httpx.Timeout(req_timeout or 300.0, connect=min(30.0, req_timeout or 30.0)))
+                for _ in range(ex_pools)]
     ex_tokens = _ExchangeTokens(cred, cfg.exchange_url)
-    exchange = ExchangeApi(ex_http, cfg.exchange_url, cfg.tenant.tenant_id, ex_tokens,
-                           max_in_flight=max(4, in_flight // 2), max_retries=cfg.scan.max_retries, stats=stats,
+    exchange = ExchangeApi(ex_https, cfg.exchange_url, cfg.tenant.tenant_id, ex_tokens,
+                           max_in_flight=in_flight, max_retries=cfg.scan.max_retries, stats=stats,
                            gate=gate)
     conn = Connection(graph=graph, exchange=exchange, credential=cred, stats=stats, tenant_id=cfg.tenant.tenant_id,
                       graph_url=graph_url, exchange_url=cfg.exchange_url)
-    conn._closers.extend([http.aclose, ex_http.aclose])
+    conn._closers.extend([http.aclose, *(c.aclose for c in ex_https)])
     return conn
