@@ -297,12 +297,16 @@ def render_rule(detector: str, ev: Ev) -> str | None:
         extras.append("currently disabled")
     if "stop processing more rules" in tokens or a.flag("stopProcessingRules"):
         extras.append("stops later rules")
-    obf = ev.items("obfuscation")
-    if obf:
-        extras.append(join_words(obf))
     if extras:
         out += " (" + "; ".join(extras) + ")"
-    return out + "."
+    out += "."
+    # The obfuscation notes carry their own parentheses ("... (matches every message)"): a sentence of their own
+    # instead of a nested parenthesis.
+    obf = ev.items("obfuscation")
+    if obf:
+        note = join_words(obf)
+        out += " " + note[:1].upper() + note[1:] + "."
+    return out
 
 
 def render_forwarding(detector: str, ev: Ev) -> str | None:

@@ -106,6 +106,9 @@ class AccountView:
     reasons: tuple[str, ...]
     max_severity: str  # "none" when only suppressed findings or gaps
     findings: tuple[FindingView, ...]
+    # Active findings grouped by their evidence sentence: one back-door (a rule) often trips several detectors
+    # (forwards externally + matches every message + meaningless name); the sentence is shown once per group.
+    groups: tuple[tuple[FindingView, ...], ...]
     suppressed: tuple[FindingView, ...]
     gaps: tuple[GapView, ...]
     journal: tuple[JournalView, ...]
@@ -158,6 +161,7 @@ class Summary:
     tenant_findings: int  # active (unsuppressed) tenant-wide findings
     tenant_new: tuple[str, ...]  # "name: title" of tenant-wide findings new since the last scan
     previous_scan_id: str | None
+    previous_started: str | None  # when the previous scan started (formatted), None on a first scan
     first_scan: bool
     gaps: tuple[GapGroup, ...]
     gap_accounts: int
@@ -212,6 +216,7 @@ class Timeline:
     rows: tuple[TimelineRow, ...]
     ticks: tuple[Label, ...]
     empty: bool
+    more: int = 0  # accounts with history beyond the TIMELINE_ACCOUNTS drawn
 
 
 @dataclass(frozen=True)
@@ -460,13 +465,21 @@ def account_view(
         privileged=bool(acc.get("privileged")), synced=user.on_premises_sync_enabled if user is not None else None,
         enabled=user.account_enabled if user is not None else None,
         reasons=tuple(str(r) for r in (acc.get("reasons") or ())), max_severity=max_sev,
-        findings=tuple(active), suppressed=suppressed,
+        findings=tuple(active), groups=group_by_sentence(active), suppressed=suppressed,
         gaps=tuple(GapView(str(g.get("collector") or ""), str(g.get("message") or "")) for g in gaps),
         journal=tuple(journal_view(r) for r in latest_per_action(journal)),
         checklist=manual_checklist(user) if verdict != "clean" else (),
         detectors=detectors, techniques=techniques, new=any(v.new for v in active), first_seen=first,
         search=search,
     )
+
+
+def group_by_sentence(findings: Sequence[FindingView]) -> tuple[tuple[FindingView, ...], ...]:
+    """Findings (already most severe first) grouped by identical evidence sentence, groups in first-seen order."""
+    groups: dict[str, list[FindingView]] = {}
+    for f in findings:
+        groups.setdefault(f.sentence, []).append(f)
+    return tuple(tuple(g) for g in groups.values())
 
 
 def account_sort_key(a: AccountView) -> tuple[int, int, int, str]:
@@ -562,6 +575,11 @@ def severity_chart(trend: pd.DataFrame, width: int = 720, height: int = 220) -> 
     bars: list[Bar] = []
     labels: list[Label] = []
     every = max(1, n // 8)
+    # Nightly scans are told apart by their date; several scans on one day also need the time.
+    days = [fmt_time(st)[:10] for st in trend["started"]]
+    same_day = len(set(days)) < len(days)
+    minutes = [fmt_time(st)[:16] for st in trend["started"]]
+    same_minute = len(set(minutes)) < len(minutes)  # back-to-back scans (a re-run, a test): seconds too
     for i, row in enumerate(trend.itertuples(index=False)):
         x = left + i * slot + (slot - bw) / 2
         y = top + plot_h
@@ -575,7 +593,9 @@ def severity_chart(trend: pd.DataFrame, width: int = 720, height: int = 220) -> 
             bars.append(Bar(round(x, 1), round(y, 1), round(bw, 1), round(h, 1), f"sev-{sev}",
                             f"{when}: {value} {sev}"))
         if i % every == 0 or i == n - 1:
-            labels.append(Label(round(x + bw / 2, 1), height - bottom + 16, when[5:10]))
+            dt = parse_time(row.started)
+            text = (dt.strftime("%H:%M:%S") if same_minute and dt else when[5:16] if same_day else when[5:10])
+            labels.append(Label(round(x + bw / 2, 1), height - bottom + 16, text))
     grid = tuple((round(top + plot_h - plot_h * v / ymax, 1), str(v)) for v in range(0, ymax + 1, step))
     return Chart(width, height, tuple(bars), tuple(labels), grid, False)
 
@@ -606,7 +626,7 @@ def timeline(entries: Sequence[Mapping[str, Any]], now: Any, width: int = 720, r
     start = min(v["first"] for v in per.values())
     if all(v["first"] == v["last"] for v in per.values()) and len({v["first"] for v in per.values()}) == 1:
         return Timeline(width, 40, label_width, (), (), True)  # one scan of history: nothing to draw yet
-    span = max((end - start).total_seconds(), 3600.0)
+    span = max((end - start).total_seconds(), 1.0)
     plot_w = width - label_width - 16
     ordered = sorted(per.items(), key=lambda kv: (-VERDICT_RANK.get(kv[1]["verdict"], 0), kv[1]["first"], kv[0]))
     out = []
@@ -615,9 +635,12 @@ def timeline(entries: Sequence[Mapping[str, Any]], now: Any, width: int = 720, r
         x2 = label_width + plot_w * (v["last"] - start).total_seconds() / span
         out.append(TimelineRow(u, 22 + i * row_h, round(x1, 1), round(max(x2, x1 + 4), 1), fmt_time(v["first"]),
                                fmt_time(v["last"]), not v["open"], v["verdict"]))
-    ticks = tuple(Label(round(label_width + plot_w * f, 1), 12, fmt_time(start + (end - start) * f)[:10])
+    short = (end - start).total_seconds() < 3 * 86400  # days alone would repeat: show the time too
+    ticks = tuple(Label(round(label_width + plot_w * f, 1), 12,
+                        fmt_time(start + (end - start) * f)[5:16] if short else fmt_time(start + (end - start) * f)[:10])
                   for f in (0.0, 0.5, 1.0))
-    return Timeline(width, 30 + len(out) * row_h, label_width, tuple(out), ticks, False)
+    return Timeline(width, 30 + len(out) * row_h, label_width, tuple(out), ticks, False,
+                    max(0, len(ordered) - TIMELINE_ACCOUNTS))
 
 
 def _snapshots(store: Store, scan_id: str, upns: list[str], chunk: int = 500) -> dict[str, AccountSnapshot]:
@@ -738,7 +761,8 @@ def build_report(store: Store, scan_id: str, cfg: Any = None,
         tenant_findings=sum(1 for t in tenant_views if not t.finding.suppressed),
         tenant_new=tuple(f"{t.name}: {t.finding.title}" for t in tenant_views
                          if t.finding.new and not t.finding.suppressed),
-        previous_scan_id=previous, first_scan=previous is None,
+        previous_scan_id=previous,
+        previous_started=fmt_time(store.scan(previous)["started"]) if previous else None, first_scan=previous is None,
         gaps=group_gaps(errors), gap_accounts=len({str(e["upn"]).lower() for e in errors if e.get("upn")}),
         actions=action_summary(journal_scan),
     )
@@ -751,7 +775,8 @@ def build_report(store: Store, scan_id: str, cfg: Any = None,
         clean_count=int((~mask).sum()), clean_upns=clean_upns, clean_truncated=max(0, len(clean) - CLEAN_LIST_CAP),
         detectors=tuple(views_det), techniques=tuple(views_tech),
         severity_chart=severity_chart(severity_trend(trend_rows)),
-        timeline=timeline(timeline_entries, scan.get("finished") or scan["started"]), trend_scans=len(scans),
+        # The axis ends at this scan's start: finding_history's last_seen is the start time of the scan that saw it.
+        timeline=timeline(timeline_entries, scan["started"]), trend_scans=len(scans),
     )
 
 
