@@ -204,7 +204,7 @@ def remediate_command(config: str, user: str | None, steps: Sequence[str], auto:
     if auto:
         _remediate_auto(cfg, store, console, dry_run=dry_run, yes=yes, as_json=as_json, timing=timing)
         return
-    assert user is not None
+    assert user is not None  # noqa: S101 - type narrowing only: `not auto and not user` exited above
     if not dry_run and not yes and not _is_tty():
         _fail("no terminal to confirm on: pass --yes to apply the plan, or --dry-run to only show it")
     sink: PasswordSink | None = None

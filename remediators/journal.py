@@ -53,7 +53,8 @@ class RunJournal:
 
     def _append(self, action_id: str, step: str | None, upn: str | None, target: str | None, status: str, *,
                 before: Any = None, after: Any = None, detail: str | None = None) -> str:
-        assert status in STATUSES, status
+        if status not in STATUSES:  # a real check, not an assert: `python -O` must not journal a bad status
+            raise ValueError(f"unknown journal status {status!r}")
         self.store.journal_append({
             "action_id": action_id, "run_id": self.run_id, "actor": self.actor, "mode": self.mode, "upn": upn,
             "step": step, "target": target, "status": status, "before": before, "after": after,

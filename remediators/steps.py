@@ -35,7 +35,8 @@ STEPS: dict[str, BaseStep] = {s.name: s for s in (
     DisableEmailApps(), RemoveAdminRoles(), RemoveAuthMethods(), RevokeOAuthGrants(), RemoveDelegates(),
 )}
 
-assert set(STEPS) == set(ORDER)
+if set(STEPS) != set(ORDER):  # import-time consistency check that survives `python -O`
+    raise ImportError("remediators.steps: STEPS and ORDER disagree")
 
 
 def ordered(names: set[str] | list[str] | tuple[str, ...]) -> list[str]:

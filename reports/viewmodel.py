@@ -654,7 +654,7 @@ def _snapshots(store: Store, scan_id: str, upns: list[str], chunk: int = 500) ->
         part = upns[i:i + chunk]
         marks = ",".join("?" * len(part))
         for upn, blob in store.db.execute(
-                f"select upn, snapshot from accounts where scan_id = ? and upn in ({marks})", [scan_id, *part]):
+                f"select upn, snapshot from accounts where scan_id = ? and upn in ({marks})", [scan_id, *part]):  # noqa: S608 - only '?' placeholders are interpolated
             out[upn] = AccountSnapshot.from_json(unpack(blob))
     return out
 
@@ -739,7 +739,7 @@ def build_report(store: Store, scan_id: str, cfg: Any = None,
         started = {s["id"]: s["started"] for s in scans}
         marks = ",".join("?" * len(ids))
         for sid, sev, n in store.db.execute(
-                f"select scan_id, severity, count(*) from findings where suppressed is null "
+                f"select scan_id, severity, count(*) from findings where suppressed is null "  # noqa: S608 - '?' marks only
                 f"and coalesce(status, 'active') = 'active' and scan_id in ({marks}) group by scan_id, severity", ids):
             trend_rows.append({"scan_id": sid, "started": started[sid], "severity": sev, "n": n})
         for sid in ids:  # scans without findings still get a (zero) bar

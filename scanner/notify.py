@@ -251,7 +251,7 @@ def post_webhook(url: str, payload: Mapping[str, Any], *, attempts: int = 4, bas
     error: str | None = None
     try:
         for attempt in range(1, attempts + 1):
-            delay = min(base_delay * 2 ** (attempt - 1), max_delay) * (0.5 + random.random() / 2)
+            delay = min(base_delay * 2 ** (attempt - 1), max_delay) * (0.5 + random.random() / 2)  # noqa: S311 - retry jitter, not crypto
             try:
                 resp = c.post(url, json=payload, headers={"User-Agent": "m365sweep"})
                 status = resp.status_code
