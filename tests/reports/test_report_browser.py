@@ -145,3 +145,16 @@ def test_tenant_wide_findings_are_drawn_and_filtered(page, tmp_path) -> None:
     assert page.evaluate("typeof window.__pwned") == "undefined"
     page.locator("#tenant").screenshot(path=str(tmp_path / "report-tenant.png"))
     assert (tmp_path / "report-tenant.png").stat().st_size > 5_000
+
+
+def test_printing_expands_every_drawn_account_and_restores_afterwards(page) -> None:
+    closed = "Array.from(document.querySelectorAll('main details')).filter(d => !d.open).length"
+    assert page.evaluate(closed) > 0
+    page.select_option("#f-verdict", "compromised")
+    page.evaluate("window.dispatchEvent(new Event('beforeprint'))")
+    assert page.evaluate(closed) == 0  # accounts and their evidence tables
+    assert visible_upns(page) == [adv.VICTIM, adv.EVIL_UPN.lower()]  # a filter still applies to the printout
+    page.emulate_media(media="print")
+    assert page.evaluate("getComputedStyle(document.querySelector('.filters')).display") == "none"
+    page.evaluate("window.dispatchEvent(new Event('afterprint'))")
+    assert page.evaluate(closed) > 0
