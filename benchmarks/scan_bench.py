@@ -1,15 +1,27 @@
 """Sweep a simulated tenant (default 10,000 mailboxes, 30 ms latency, Microsoft's throttling) and print figures:
-mailboxes/s, HTTP requests, 429s, client CPU seconds, peak RSS. Prints figures only; never passes or fails on time.
+mailboxes/s, requests by throttle class, 429s, client CPU (per logical request), peak RSS, the throttling floor for
+the request mix the sweep made and the ratio actual / floor, and the same work done "per-mailbox script" style (one
+mailbox at a time, one request at a time) on a sample, extrapolated. Prints figures only; never passes or fails.
 
 The simulator runs in a separate process (``m365sweep simulate``) so its CPU is not counted as the client's.
 
     python benchmarks/scan_bench.py [--users 10000] [--latency-ms 30] [--no-throttle] [--concurrency 16]
+                                    [--script-sample 2000] [--exchange-concurrency 16] [--outputs]
+
+The floor (see benchmarks/README.md) is the largest of the times the simulator's enforced limits allow for the
+requests the sweep made, assuming perfect overlap of everything else:
+  reports     5 requests / 10 s per app+tenant         -> (ceil(n_reports / 5) - 1) * 10 s
+  directory   8,000 RU / 10 s (tenant > 500 users)     -> (RU - 8,000) / 800 s  (RU costed by the simulator's rules)
+  outlook     4 concurrent + 10,000 / 10 min per mailbox: per mailbox, not tenant-wide -> the busiest mailbox only
+  global      130,000 requests / 10 s per app          -> n_graph / 13,000 s
+  exchange    no published limit; ASSUMED at most --exchange-concurrency cmdlets in flight -> n_ex * latency / C
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import resource
 import shutil
@@ -17,7 +29,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 
 def start_simulator(users: int, latency_ms: int, throttle: bool, seed: int) -> tuple[subprocess.Popen[str], dict[str, str]]:
@@ -35,20 +50,126 @@ def start_simulator(users: int, latency_ms: int, throttle: bool, seed: int) -> t
     return proc, dict(part.split("=", 1) for part in line.split())
 
 
-async def sweep(info: dict[str, str], db: Path, concurrency: int) -> object:
+def bench_config(info: dict[str, str], db: Path, concurrency: int) -> Any:
     from scanner.config import parse_config
-    from scanner.graph.factory import StaticTokenCredential
-    from scanner.sweep import run_scan
 
-    cfg = parse_config({
+    return parse_config({
         "tenant": {"tenant_id": info["tenant"]},
         "auth": {"method": "access_token"},
         "endpoints": {"graph": info["graph"], "exchange": info["exchange"]},
         "storage": {"database": str(db)},
         "scan": {"concurrency": concurrency},
     })
-    cred = StaticTokenCredential(graph=info["graph_token"], exchange=info["exchange_token"])
-    return await run_scan(cfg, credential=cred, out_dir=None)
+
+
+def credential(info: dict[str, str]) -> Any:
+    from scanner.graph.factory import StaticTokenCredential
+
+    return StaticTokenCredential(graph=info["graph_token"], exchange=info["exchange_token"])
+
+
+class RuMeter:
+    """Costs every logical Graph request with the simulator's published-limits model (resource units)."""
+
+    def __init__(self) -> None:
+        from scanner.simulator.throttle import resource_units
+
+        self._cost = resource_units
+        self.ru = 0
+        self.per_mailbox: Counter[str] = Counter()
+
+    def __call__(self, method: str, url: str, scope: str) -> None:
+        from urllib.parse import parse_qsl, urlsplit
+
+        if scope.startswith("mailbox:"):
+            self.per_mailbox[scope] += 1
+            return
+        if scope != "directory":
+            return
+        parts = urlsplit(url)
+        path = parts.path.split("/v1.0", 1)[-1]
+        self.ru += self._cost(method, path, dict(parse_qsl(parts.query)))
+
+
+async def sweep(info: dict[str, str], db: Path, concurrency: int, meter: RuMeter, out_dir: Path | None) -> Any:
+    from scanner.graph import factory
+    from scanner.sweep import run_scan
+
+    real_connect = factory.connect
+
+    def connect(*a: Any, **kw: Any) -> Any:  # attach the RU meter to the connection the sweep builds
+        conn = real_connect(*a, **kw)
+        conn.stats.observer = meter
+        return conn
+
+    factory.connect = connect
+    try:
+        return await run_scan(bench_config(info, db, concurrency), credential=credential(info), out_dir=out_dir)
+    finally:
+        factory.connect = real_connect
+
+
+async def script_style(info: dict[str, str], db: Path, sample: int) -> tuple[int, float, int]:
+    """The per-mailbox-script way: for each mailbox, each read in turn (no $batch, nothing concurrent)."""
+    from scanner.collectors.account import _sent_filter
+    from scanner.collectors.folders import FOLDER_LIST_PARAMS, FOLDER_SELECT, WELL_KNOWN, rule_folder_ids
+    from scanner.collectors.users import USER_SELECT
+    from scanner.graph.client import ApiError
+    from scanner.graph.factory import connect
+
+    cfg = bench_config(info, db, 1)
+    conn = connect(cfg, credential=credential(info), concurrency=1)
+    since = datetime.now(UTC) - timedelta(hours=24)
+    n = 0
+    try:
+        users = (await conn.graph.get_json("/users", params={"$select": ",".join(USER_SELECT), "$top": sample}))
+        users = users["value"][:sample]
+        t0 = time.monotonic()
+        for u in users:
+            uid, upn = u["id"], u["userPrincipalName"]
+            mb = f"mailbox:{uid}"
+
+            async def get(path: str, scope: str) -> Any:
+                try:
+                    return await conn.graph.get_json(path, scope=scope)
+                except ApiError:
+                    return None
+
+            await get(f"/users/{uid}/authentication/methods", "directory")
+            rules = await get(f"/users/{uid}/mailFolders/inbox/messageRules", mb)
+            await get(f"/users/{uid}/mailFolders?{FOLDER_LIST_PARAMS}", mb)
+            await get(f"/users/{uid}/mailFolders/sentitems/messages?{_sent_filter(since)}", mb)
+            moves = rule_folder_ids((rules or {}).get("value") or [])
+            for fid in sorted(moves):
+                await get(f"/users/{uid}/mailFolders/{fid}?$select={FOLDER_SELECT}", mb)
+            if moves:
+                for name in WELL_KNOWN:
+                    await get(f"/users/{uid}/mailFolders/{name}?$select=id", mb)
+            for cmdlet, params in (("Get-InboxRule", {"Mailbox": upn, "IncludeHidden": True}),
+                                   ("Get-MailboxPermission", {"Identity": upn})):
+                try:
+                    await conn.exchange.invoke(cmdlet, params)
+                except ApiError:
+                    pass
+            n += 1
+        return n, time.monotonic() - t0, conn.stats.http_requests
+    finally:
+        await conn.aclose()
+
+
+def floor_seconds(by_class: dict[str, int], ru: int, graph_http_logical: int, n_exchange: int, latency_s: float,
+                  ex_conc: int, busiest_mailbox: int) -> dict[str, float]:
+    from scanner.simulator.throttle import DIRECTORY_WINDOW_S, REPORTS_REQUESTS, REPORTS_WINDOW_S
+
+    budget = 8000  # > 500 users (the simulator's directory_budget for tenants this size)
+    n_reports = by_class.get("reports", 0)
+    return {
+        "reports": max(0, math.ceil(n_reports / REPORTS_REQUESTS) - 1) * REPORTS_WINDOW_S + latency_s,
+        "directory": max(0.0, (ru - budget) / (budget / DIRECTORY_WINDOW_S)),
+        "outlook": math.ceil(busiest_mailbox / 4) * latency_s,
+        "global": graph_http_logical / 13_000,
+        "exchange": n_exchange * latency_s / ex_conc,
+    }
 
 
 def main() -> None:
@@ -57,35 +178,74 @@ def main() -> None:
     ap.add_argument("--latency-ms", type=int, default=30)
     ap.add_argument("--no-throttle", action="store_true")
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--exchange-concurrency", type=int, default=16,
+                    help="assumed Exchange admin API concurrency for the floor (no published limit)")
+    ap.add_argument("--script-sample", type=int, default=2000, help="mailboxes for the script-style run (0: skip)")
+    ap.add_argument("--outputs", action="store_true", help="also write report.html / findings.json / findings.csv")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
 
+    import psutil
+
     proc, info = start_simulator(args.users, args.latency_ms, not args.no_throttle, args.seed)
+    sim = psutil.Process(proc.pid)
     tmp = Path(tempfile.mkdtemp(prefix="m365sweep-bench-"))
+    meter = RuMeter()
+    script = None
     try:
+        sim_cpu0 = sum(sim.cpu_times()[:2])
         cpu0, t0 = time.process_time(), time.monotonic()
-        result = asyncio.run(sweep(info, tmp / "bench.db", args.concurrency))
+        result = asyncio.run(sweep(info, tmp / "bench.db", args.concurrency, meter,
+                                   tmp / "out" if args.outputs else None))
         wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
+        sim_cpu = sum(sim.cpu_times()[:2]) - sim_cpu0
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, before the script run
+        if args.script_sample:
+            script = asyncio.run(script_style(info, tmp / "script.db", min(args.script_sample, args.users)))
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    stats = result.stats  # type: ignore[attr-defined]
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    n = result.accounts_scanned  # type: ignore[attr-defined]
+    stats = result.stats
+    n = result.accounts_scanned
+    by_class = stats.get("by_class", {})
+    n_graph_http = stats["by_service"].get("graph", 0)
+    n_ex = stats["by_service"].get("exchange", 0)
+    graph_logical = sum(v for k, v in by_class.items() if k != "exchange")
+    lat = args.latency_ms / 1000
+    busiest = max(meter.per_mailbox.values(), default=0)
+    floors = floor_seconds(by_class, meter.ru, graph_logical, n_ex, lat, args.exchange_concurrency, busiest)
+    floor = max(floors.values())
+    collect_cpu = stats.get("collect_cpu_seconds", cpu)
     print(f"tenant users          {args.users}")
     print(f"latency / throttle    {args.latency_ms} ms / {'on' if not args.no_throttle else 'off'}")
+    print(f"concurrency           {args.concurrency} (Graph and Exchange each)")
     print(f"accounts scanned      {n}")
-    print(f"wall seconds          {wall:.1f}")
+    print(f"wall seconds          {wall:.1f} (collect {stats.get('collect_seconds', 0):.1f})")
     print(f"mailboxes/s           {n / wall:.1f}")
-    print(f"http requests         {stats['http_requests']} (graph {stats['by_service'].get('graph', 0)}, "
-          f"exchange {stats['by_service'].get('exchange', 0)})")
-    print(f"logical requests      {stats['logical_requests']}")
+    print(f"http requests         {stats['http_requests']} (graph {n_graph_http}, exchange {n_ex})")
+    print(f"logical requests      graph {graph_logical} ({', '.join(f'{k} {v}' for k, v in sorted(by_class.items()) if k != 'exchange')}), "
+          f"exchange cmdlets {by_class.get('exchange', 0)}")
+    print(f"directory RU          {meter.ru}")
     print(f"429 responses         {stats['throttled']}")
     print(f"retries               {stats['retries']}")
-    print(f"coverage gaps         {len(result.errors)}")  # type: ignore[attr-defined]
-    print(f"client cpu seconds    {cpu:.1f}")
+    print(f"coverage gaps         {len(result.errors)}")
+    print(f"client cpu seconds    {cpu:.1f} (collect {collect_cpu:.1f}; {collect_cpu / max(n, 1) * 1000:.2f} ms/mailbox; "
+          f"{collect_cpu / max(graph_logical + by_class.get('exchange', 0), 1) * 1000:.3f} ms per logical request)")
+    print(f"simulator cpu seconds {sim_cpu:.1f} (same 2 cores)")
     print(f"peak rss MiB          {peak_kb / 1024:.0f}")
     print(f"database MiB          {os.path.getsize(tmp / 'bench.db') / 2**20:.1f}")
+    print("floor components      " + ", ".join(f"{k} {v:.1f}s" for k, v in floors.items())
+          + f" (exchange assumes {args.exchange_concurrency} in flight)")
+    print(f"floor seconds         {floor:.1f}")
+    print(f"actual / floor        {wall / floor:.2f}" if floor > 0 else "actual / floor        n/a")
+    if script is not None:
+        sn, ssec, sreq = script
+        per = ssec / max(sn, 1)
+        tenant_phase = 0.0  # generous to the script: its tenant-wide reads are not counted
+        extrapolated = per * n + tenant_phase
+        print(f"script-style sample   {sn} mailboxes in {ssec:.1f}s ({per * 1000:.0f} ms/mailbox, {sreq} requests)")
+        print(f"script extrapolated   {extrapolated:.0f}s for {n} mailboxes")
+        print(f"speed-up vs script    {extrapolated / wall:.1f}x")
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -87,6 +87,16 @@ class Stats:
     retries: int = 0
     server_errors: int = 0
     by_service: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # Logical requests by throttle class ("directory", "reports", "outlook", "exchange"): the request mix the
+    # benchmark's floor is computed from.
+    by_class: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # Optional hook (benchmarks): called with (method, url, scope) for every logical Graph request.
+    observer: Any = None
+
+    def count(self, method: str, url: str, scope: str) -> None:
+        self.by_class["outlook" if scope.startswith("mailbox:") else scope] += 1
+        if self.observer is not None:
+            self.observer(method, url, scope)
 
 
 class ScopeGate:
@@ -360,6 +370,7 @@ class GraphApi:
     ) -> Response:
         url = self.url(path, params)
         self.stats.logical_requests += 1
+        self.stats.count(method, url, scope)
         resp = await self._sender.run(lambda: self._send_once(method, url, headers, body), scope=scope, path=path)
         if resp.status >= 400:
             raise _error_from_body(resp.status, resp.body, "graph", _strip(path), resp.headers)
@@ -436,6 +447,8 @@ class GraphApi:
         auth_retried: set[str] = set()
         pending = list(items)
         self.stats.logical_requests += len(items)
+        for i in items:
+            self.stats.count(i.method, i.url, i.scope)
         rounds = 0
         while pending:
             rounds += 1
@@ -642,6 +655,7 @@ class ExchangeApi:
         seen: set[str] = set()
         pages = 0
         self.stats.logical_requests += 1
+        self.stats.by_class["exchange"] += 1
         while url:
             if url in seen:
                 raise ApiError("the service returned a paging link that loops", code="paging_loop",
