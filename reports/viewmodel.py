@@ -120,6 +120,27 @@ class AccountView:
     search: str  # lower-case text the client-side search matches
 
 
+# What an admin loses when a collector fails: the back-doors the scan could not look for (coverage-gap table).
+COLLECTOR_MEANING = {
+    "forwarding": "mailbox forwarding (ForwardingSmtpAddress / ForwardingAddress) not checked",
+    "inbox_rules": "inbox rules (forwarding, hiding, deleting mail) not checked",
+    "folders": "mail folder names not read: rules moving mail to odd folders are judged with less context",
+    "auth_methods": "sign-in (MFA) methods not checked",
+    "registration": "MFA registration details not checked",
+    "roles": "directory roles not checked",
+    "oauth_grants": "app consents (OAuth grants) not checked",
+    "delegates": "mailbox delegates (FullAccess, SendAs, SendOnBehalf) not checked",
+    "sending": "outbound sending restrictions not checked",
+    "protocols": "mail protocols (IMAP, POP, EWS, legacy authentication) not checked",
+    "user": "the account itself could not be read",
+}
+
+
+def collector_meaning(collector: str) -> str | None:
+    key = collector.split(":", 1)[1] if collector.startswith("detectors:") else collector
+    return COLLECTOR_MEANING.get(key)
+
+
 @dataclass(frozen=True)
 class GapGroup:
     collector: str
@@ -129,6 +150,7 @@ class GapGroup:
     accounts: tuple[str, ...]  # a sample
     more: int
     tenant_level: bool
+    meaning: str | None = None  # what could not be checked, in words
 
 
 @dataclass(frozen=True)
@@ -520,6 +542,7 @@ def group_gaps(errors: Sequence[Mapping[str, Any]], sample: int = GAP_SAMPLE) ->
             collector=str(collector), reason=str(reason), permission=str(permission) or None,
             count=len(upns) if upns else int(len(g)),
             accounts=tuple(upns[:sample]), more=max(0, len(upns) - sample), tenant_level=not upns,
+            meaning=collector_meaning(str(collector)),
         ))
     groups.sort(key=lambda gg: (not gg.tenant_level, -gg.count, gg.collector))
     return tuple(groups)
