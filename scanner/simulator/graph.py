@@ -747,6 +747,8 @@ def delete_method(t: Tenant, req: Req, u: User, coll: str, mid: str):
         raise GraphError(400, "invalidRequest",
                          "Cannot delete default method with other methods configured. Please change default method before deletion.")
     t.methods(u).remove(m)
+    t.mark_dirty(u)
+    u.methods_updated_at = t.now()
     if u._default_method == mid:
         u._default_method = None
     t.log("DELETE", f"/users/{u.id}/authentication/{coll}/{mid}", u, detail={"type": m["@odata.type"]})
@@ -781,7 +783,8 @@ def registration_details(t: Tenant, req: Req):
              "methodsRegistered": reg, "isSystemPreferredAuthenticationMethodEnabled": True,
              "systemPreferredAuthenticationMethods": ["push"] if "microsoftAuthenticatorPush" in reg else (["sms"] if reg else []),
              "userPreferredMethodForSecondaryAuthentication": "push" if "microsoftAuthenticatorPush" in reg else ("sms" if reg else "none"),
-             "lastUpdatedDateTime": iso(t.generated_at)}
+             # the record changes when the user's methods do (a new phone of a type already registered included)
+             "lastUpdatedDateTime": iso(max(t.generated_at, u.methods_updated_at or t.generated_at))}
         if match_obj(d, clauses):
             items.append(d)
     nxt = i if i < t.user_count else None

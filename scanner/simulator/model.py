@@ -199,6 +199,8 @@ class User:
     _rules: list[Rule] | None = None
     _methods: list[dict] | None = None
     _default_method: str | None = None
+    # when a method was last added or removed: the registration report's lastUpdatedDateTime follows it
+    methods_updated_at: datetime | None = None
     _mailbox_perms: list[dict] | None = None
     _recipient_perms: list[dict] | None = None
     _sent: list[datetime] | None = None
@@ -647,6 +649,8 @@ class Tenant:
                       "temporaryAccessPass": None})
         m.update(props)
         meths.append(m)
+        if log:
+            u.methods_updated_at = self.now()
         if default or u._default_method is None and collection != "passwordMethods":
             u._default_method = method_id
         if log:
