@@ -10,11 +10,12 @@ Every collection ends up as data or a NotCollected; an account without an Exchan
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from scanner.collectors._util import gap, no_mailbox
+from scanner.collectors._util import gap, no_mailbox, parse_dt
 from scanner.collectors.auth_methods import parse_methods
 from scanner.collectors.delegates import delegates_for, read_full_access
 from scanner.collectors.exchange import cas_for
@@ -39,6 +40,7 @@ from scanner.snapshot import (
     AccountSnapshot,
     NotCollected,
     OAuthGrant,
+    Registration,
     RoleAssignment,
     SendingStatus,
     User,
@@ -82,14 +84,42 @@ async def _count(graph: GraphApi, res: BatchResult, path: str, scope: str) -> in
     return len(await _values(graph, res, path, scope))
 
 
+PreviousLookup = Callable[[list[dict[str, Any]]], dict[str, AccountSnapshot]]
+
+
+def methods_unchanged(prev: AccountSnapshot, row: dict[str, Any] | None) -> bool:
+    """Incremental scans: last scan's authentication methods still hold when the registration report's record for the
+    user is the same as then (same ``methodsRegistered``, same ``lastUpdatedDateTime``, graph-api.md §4.2).
+
+    Only when both records carry a timestamp and last scan read the methods for real; anything missing → read again.
+    """
+    if row is None or not isinstance(prev.auth_methods, tuple) or not isinstance(prev.registration, Registration):
+        return False
+    now_dt = parse_dt(row.get("lastUpdatedDateTime"))
+    then_dt = prev.registration.last_updated_date_time
+    if now_dt is None or then_dt is None or now_dt != then_dt:
+        return False
+    return sorted(str(m) for m in row.get("methodsRegistered") or []) == sorted(prev.registration.methods_registered)
+
+
+def known_well_known(prev: AccountSnapshot) -> dict[str, str]:
+    """Well-known folder ids from last scan's folders (a default folder keeps its id for the mailbox's lifetime)."""
+    if not isinstance(prev.folders, tuple):
+        return {}
+    return {f.well_known_name: f.id for f in prev.folders
+            if f.well_known_name in WELL_KNOWN and not f.id.startswith("exo-path:")}
+
+
 class AccountCollector:
     def __init__(self, conn: Connection, cfg: Config, sources: TenantSources, now: datetime,
-                 domains: set[str]) -> None:
+                 domains: set[str], previous: PreviousLookup | None = None) -> None:
         self.conn = conn
         self.cfg = cfg
         self.src = sources
         self.now = now
         self.domains = domains  # accepted domains (lower case); may grow while users are paged (fallback)
+        # incremental scans: users of a chunk -> last scan's snapshots (by lower-case user id)
+        self.previous = previous
 
     # -------------------------------------------------------------------------------------------------- helpers
     def _is_internal(self, address: str) -> bool:
@@ -111,10 +141,20 @@ class AccountCollector:
             try_mailbox[u["id"]] = row is not None or directory is None
 
         since = self.now - timedelta(hours=24)
+        prev = self.previous(users) if self.previous is not None else {}
+        registration = self.src.data.get("registration")
+        stats = self.conn.stats
+        reused_methods: dict[str, Any] = {}
         items: list[BatchItem] = []
         for u in users:
             uid = u["id"]
-            items.append(BatchItem(id=f"m|{uid}", url=f"/users/{uid}/authentication/methods"))
+            p = prev.get(uid.lower())
+            if p is not None and isinstance(registration, dict) and \
+                    methods_unchanged(p, registration.get(uid.lower())):
+                reused_methods[uid] = p.auth_methods
+                stats.skipped["auth_methods"] += 1
+            else:
+                items.append(BatchItem(id=f"m|{uid}", url=f"/users/{uid}/authentication/methods"))
             if try_mailbox[uid]:
                 scope = f"mailbox:{uid}"
                 items.append(BatchItem(id=f"r|{uid}", url=f"/users/{uid}/mailFolders/inbox/messageRules",
@@ -154,11 +194,14 @@ class AccountCollector:
             uid, upn = u["id"], u["userPrincipalName"]
             st: dict[str, Any] = {"mailbox": mailbox_rows[uid] is not None}
             per_user[uid] = st
-            try:
-                st["methods"] = parse_methods(await _values(graph, results[f"m|{uid}"],
-                                                            "/authentication/methods", "directory"))
-            except ApiError as err:
-                st["methods"] = gap(err, "auth_methods")
+            if uid in reused_methods:
+                st["methods"] = reused_methods[uid]
+            else:
+                try:
+                    st["methods"] = parse_methods(await _values(graph, results[f"m|{uid}"],
+                                                                "/authentication/methods", "directory"))
+                except ApiError as err:
+                    st["methods"] = gap(err, "auth_methods")
             if not try_mailbox[uid]:
                 continue
             scope = f"mailbox:{uid}"
@@ -178,6 +221,7 @@ class AccountCollector:
 
         # --- phase 2: folders that rules point at (deeper than the top level) and well-known names
         items2: list[BatchItem] = []
+        wk: dict[str, dict[str, str]] = {}
         for u in users:
             uid = u["id"]
             st = per_user[uid]
@@ -200,12 +244,17 @@ class AccountCollector:
                 mine.append(BatchItem(id=f"t|{uid}|{fid}", scope=scope,
                                       url=f"/users/{uid}/mailFolders/{fid}?$select={FOLDER_SELECT}"))
             if moves or ex_moves:
+                p = prev.get(uid.lower())
+                known = known_well_known(p) if p is not None else {}
+                if known:
+                    wk.setdefault(uid, {}).update(known)
+                    stats.skipped["well_known_folders"] += len(known)
                 for name in WELL_KNOWN:
-                    mine.append(BatchItem(id=f"w|{uid}|{name}", scope=scope,
-                                          url=f"/users/{uid}/mailFolders/{name}?$select=id"))
+                    if name not in known:
+                        mine.append(BatchItem(id=f"w|{uid}|{name}", scope=scope,
+                                              url=f"/users/{uid}/mailFolders/{name}?$select=id"))
             items2.extend(mine)
         results2 = await graph.batch(items2) if items2 else {}
-        wk: dict[str, dict[str, str]] = {}
         for key, res in results2.items():
             kind, uid, arg = key.split("|", 2)
             fs = per_user[uid]["folderset"]

@@ -90,6 +90,8 @@ class Stats:
     # Logical requests by throttle class ("directory", "reports", "outlook", "exchange"): the request mix the
     # benchmark's floor is computed from.
     by_class: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # Per-user reads an incremental scan did not make (proved unchanged since the last scan), by kind.
+    skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     # Optional hook (benchmarks): called with (method, url, scope) for every logical Graph request.
     observer: Any = None
 
