@@ -40,6 +40,37 @@ _PRIV_NAMES = {n.lower() for n in PRIVILEGED_ROLE_TEMPLATES.values() if n != "Se
     "partner tier1 support", "global reader"}
 
 
+# Roles that can grant tenant-wide (AllPrincipals) consent to delegated permissions: Privileged Role Administrator for
+# any permission, Cloud Application / Application Administrator for any delegated permission
+# (https://learn.microsoft.com/entra/identity/enterprise-apps/grant-admin-consent), and Global Administrator.
+CONSENT_ROLE_TEMPLATES = frozenset({
+    "62e90394-69f5-4237-9190-012177145e10", "e8611ab8-c189-46e8-94e1-60213ab1f814",
+    "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3", "158c047a-c907-4556-b7ef-446551a6b5f7",
+})
+_CONSENT_NAMES = frozenset({"global administrator", "company administrator", "privileged role administrator",
+                            "application administrator", "cloud application administrator"})
+# Pseudo-account prefix of tenant-level findings about an app (a service principal): ``serviceprincipal:<name> (<appId>)``.
+# Used by every tenant-level detector whose subject is an app, so one app's findings group under one subject.
+SP_PREFIX = "serviceprincipal:"
+
+
+def sp_label(display_name: str | None, app_id: str | None, object_id: str) -> str:
+    """``serviceprincipal:<displayName> (<appId>)`` — never a UPN (no verdict row, never auto-remediated)."""
+    return f"{SP_PREFIX}{display_name or object_id} ({app_id or object_id})"
+
+
+def consent_roles(account: AccountSnapshot) -> list[str]:
+    """Active roles of the account that can grant tenant-wide consent (labels)."""
+    out = []
+    for r in account.get("roles") or ():
+        if r.kind != "active":
+            continue
+        if (r.role_template_id or "").lower() in CONSENT_ROLE_TEMPLATES or \
+                (r.role_name or "").strip().lower() in _CONSENT_NAMES:
+            out.append(role_label(r))
+    return out
+
+
 def role_is_privileged(r: RoleAssignment) -> bool:
     if r.kind != "active":
         return False

@@ -136,6 +136,14 @@ class TenantFacts:
     contact_addresses: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # normalised user.mobilePhone -> UPNs
     mobile_phones: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Accounts whose OAuth grants were read (the bulk grants source succeeded); 0 with accounts_scanned > 0 means the
+    # tenant's grants are unknown, so the tenant-wide grant detector reports a gap instead of "no grants".
+    oauth_grants_read: int = 0
+    # UPN -> the consent-capable admin roles (Global / Privileged Role / Application / Cloud Application Administrator)
+    # of accounts that ALSO registered a genuine new authentication method in this scan window (detections.md §C1).
+    # Filled by the engine after the per-account pass; read by oauth.tenant_wide_mail_grant (§E2 "Critical if the
+    # granting admin also shows C1" — the grant does not name who consented, so these are the candidates).
+    consent_admins_new_method: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

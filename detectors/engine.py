@@ -21,8 +21,11 @@ Drift definitions (detections.md §K):
   the number of accounts affected — not one row per account (10,000 identical rows for one failed request).
 - Tenant-level detectors (:func:`tenant_catalogue`: modules defining ``detect_tenant(tenant, facts, ctx)`` instead of
   ``detect``) run once per scan after the accounts, with the previous scan's TenantInfo in ``ctx.previous_tenant``.
-  Their findings name a pseudo-account (``serviceprincipal:<name> (<appId>)``) that has no verdict row, so they never
-  raise any account's verdict and auto-remediation never acts on them.
+  Their findings name a pseudo-account (``serviceprincipal:<name> (<appId>)`` for an app: a service principal in a
+  role, a tenant-wide consent grant) that has no verdict row, so they never raise any account's verdict and
+  auto-remediation never acts on them. ``ctx.facts.consent_admins_new_method`` is filled from the per-account pass.
+- Verdict invariant (verdict.decide): an account with an active, unsuppressed High/Critical finding is at least
+  ``suspicious``; a tenant-level fact is therefore never attached to an account with a zero score.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import detectors as _pkg
 from detectors._common import (
     RECENT,
     aware,
+    consent_roles,
     is_privileged,
     norm_phone,
     privileged_roles,
@@ -58,7 +62,7 @@ from detectors._model import (
     TenantFacts,
 )
 from detectors._rules import FORWARD_ACTIONS, recipients
-from detectors.verdict import decide
+from detectors.verdict import decide, genuine_new_methods
 from scanner.snapshot import AccountSnapshot, NotCollectedError, TenantInfo
 
 _INFRA = frozenset({"engine", "verdict", "cli"})
@@ -243,6 +247,7 @@ class FactsBuilder:
         self.consents: Counter[str] = Counter()
         self.new_types: Counter[str] = Counter()
         self.privileged: set[str] = set()
+        self.oauth_read = 0
         self.n = 0
 
     def add(self, acc: AccountSnapshot) -> None:
@@ -277,7 +282,9 @@ class FactsBuilder:
                 self.contacts[a].add(upn)
         if acc.user.mobile_phone:
             self.mobiles[norm_phone(acc.user.mobile_phone)].add(upn)
-        for g in acc.get("oauth_grants") or ():
+        grants = acc.get("oauth_grants")
+        self.oauth_read += grants is not None
+        for g in grants or ():
             if g.consent_type == "Principal":
                 self.consents[g.app_id or g.client_id] += 1
         if privileged_roles(acc):
@@ -298,6 +305,7 @@ class FactsBuilder:
             contact_addresses=multi(self.contacts),
             mobile_phones={k: frozenset(v) for k, v in self.mobiles.items()
                            if k and (len(v) >= 2 or k in self.phones)},
+            oauth_grants_read=self.oauth_read,
         )
 
 
@@ -419,6 +427,8 @@ def evaluate_scan(store: Any, scan_id: str, *, tenant: TenantInfo, allowlist: Al
     sev_count: Counter[str] = Counter()
     verdicts: Counter[str] = Counter()
     seen_ids: set[str] = set()
+    # Consent-capable admins with a genuine new method (for oauth.tenant_wide_mail_grant, detections.md §E2 + §C1).
+    consent_admins: dict[str, tuple[str, ...]] = {}
 
     # Pass 2: detectors per account.
     for acc in store.iter_accounts(scan_id):
@@ -437,6 +447,9 @@ def evaluate_scan(store: Any, scan_id: str, *, tenant: TenantInfo, allowlist: Al
                                   if previous is not None else None),
         )
         res = evaluate_account(acc, ctx, detectors)
+        if consent_roles(acc) and genuine_new_methods([f for f in res.findings
+                                                        if f.suppressed is None and f.status == "active"]):
+            consent_admins[acc.upn] = tuple(consent_roles(acc))
         cur = acc.get("sending")
         if cur is not None and cur.sent_last_24h is not None:
             hist.append(cur.sent_last_24h)
@@ -492,11 +505,12 @@ def evaluate_scan(store: Any, scan_id: str, *, tenant: TenantInfo, allowlist: Al
 
     # Tenant-level detectors, once.
     prev_tenant = _stored_tenant(store, prev_scan) if prev_scan else None
-    tctx = ScanContext(tenant=tenant, now=now, allowlist=allowlist, facts=facts, first_scan=prev_scan is None,
+    tfacts = dataclasses.replace(facts, consent_admins_new_method=consent_admins)
+    tctx = ScanContext(tenant=tenant, now=now, allowlist=allowlist, facts=tfacts, first_scan=prev_scan is None,
                        protected_accounts=protected, previous_tenant=prev_tenant,
                        previous_finding_ids=frozenset(r["id"] for r in store.findings(prev_scan)
                                                       if r.get("status") == "active") if prev_scan else None)
-    tfindings, tgaps = evaluate_tenant(tenant, facts, tctx)
+    tfindings, tgaps = evaluate_tenant(tenant, tfacts, tctx)
     for g in tgaps:
         coverage[g.detector] += 1
         tw = tenant_wide.setdefault(g.collection, {"accounts": 0, "detectors": set(), "reason": g.reason})

@@ -69,7 +69,6 @@ FAMILY = {
     "roles.guest_privileged": "role",
     "oauth.mail_consent_unverified_app": "oauth",
     "oauth.known_bec_tool": "oauth",
-    "oauth.tenant_wide_mail_grant": "oauth",
     "delegates.new_mailbox_delegate": "delegate",
     "sending.blocked_from_sending": "sending",
     "sending.volume_spike": "sending",
@@ -148,7 +147,7 @@ def near_certain(active: list[Finding], privileged: bool) -> list[str]:
             out.append("known BEC tool consent plus another indicator")
         elif _two_bec_tools_with_export(bec):
             out.append("two different known BEC tools consented, one of them a mailbox-export tool")
-    genuine = _genuine_new_methods(active)
+    genuine = genuine_new_methods(active)
     fresh = [f for f in genuine if f.new_since_last_scan]
     new_rule = [f for f in active if f.new_since_last_scan and f.score > 0 and (
         family(f.detector) in ("hide", "obfuscation") or f.detector == "mail.inbox_rule_junk_name")]
@@ -165,7 +164,7 @@ def near_certain(active: list[Finding], privileged: bool) -> list[str]:
     return out
 
 
-def _genuine_new_methods(active: list[Finding]) -> list[Finding]:
+def genuine_new_methods(active: list[Finding]) -> list[Finding]:
     """New-method findings that are an *addition*: not a first registration or roll-out (scored below 15) and not a
     same-type replacement of a method removed in the same window (device swap, detections.md §C3 FP)."""
     replaced = {f.evidence.get("method_type") for f in active
@@ -215,7 +214,9 @@ def decide(findings: Iterable[Finding], *, privileged: bool = False) -> Verdict:
         reasons.append("privileged account: score ×1.5")
     if combos or (score >= COMPROMISED and strong_families >= 2):
         verdict = "compromised"
-    elif score >= SUSPICIOUS or any(f.severity >= Severity.HIGH and f.score > 0 for f in active):
+    elif score >= SUSPICIOUS or any(f.severity >= Severity.HIGH for f in active):
+        # Invariant: an active, unsuppressed High/Critical finding is never shown on a ``clean`` account. A finding
+        # that should not make a human look must carry a lower severity, not a zero score.
         verdict = "suspicious"
     else:
         verdict = "clean"

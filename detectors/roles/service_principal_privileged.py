@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from detectors._common import suppressed
+from detectors._common import SP_PREFIX, sp_label, suppressed
 from detectors._model import (
     DetectorMeta,
     Finding,
@@ -46,11 +46,11 @@ META = DetectorMeta(
                      "the appId in [allowlist] apps.",
                      "Managed identities of the tenant's own automation."),
 )
-PSEUDO_PREFIX = "serviceprincipal:"
+PSEUDO_PREFIX = SP_PREFIX  # shared with oauth.tenant_wide_mail_grant (detectors._common.sp_label)
 
 
 def account_label(p: PrivilegedPrincipal) -> str:
-    return f"{PSEUDO_PREFIX}{p.display_name or p.id} ({p.app_id or p.id})"
+    return sp_label(p.display_name, p.app_id, p.id)
 
 
 def _key(p: PrivilegedPrincipal) -> tuple[str, str, str]:

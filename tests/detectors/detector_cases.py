@@ -182,15 +182,7 @@ CASES: list[tuple[str, str, dict[str, Any], Any]] = [
      "suppressed"),
     ("oauth.known_bec_tool", "Boomerang", {"grants": [{"app_display_name": "Boomerang for Outlook",
                                                        "scopes": ["Mail.ReadWrite"]}]}, False),
-    ("oauth.tenant_wide_mail_grant", "AllPrincipals Mail.Read", {"grants": [{
-        "app_display_name": "Archiver X", "consent_type": "AllPrincipals", "scopes": ["Mail.Read"]}]}, True),
-    ("oauth.tenant_wide_mail_grant", "tenant grant shown on an admin", {"roles": ["Global Administrator"],
-                                                                        "tenant_grants": [{
-        "app_display_name": "Archiver X", "consent_type": "AllPrincipals", "scopes": ["Mail.ReadWrite"]}]}, True),
-    ("oauth.tenant_wide_mail_grant", "tenant grant not on ordinary users", {"tenant_grants": [{
-        "app_display_name": "Archiver X", "consent_type": "AllPrincipals", "scopes": ["Mail.ReadWrite"]}]}, False),
-    ("oauth.tenant_wide_mail_grant", "AllPrincipals User.Read", {"grants": [{
-        "app_display_name": "SSO App", "consent_type": "AllPrincipals", "scopes": ["User.Read"]}]}, False),
+    # oauth.tenant_wide_mail_grant is tenant-level (one finding per grant, not per account): TENANT_CASES below.
     # --- delegates
     ("delegates.new_mailbox_delegate", "guest FullAccess", {"delegates": [{
         "trustee": "evil_gmail.com#EXT#", "access_right": "FullAccess", "trustee_is_guest": True}]}, True),
@@ -267,4 +259,53 @@ CASES: list[tuple[str, str, dict[str, Any], Any]] = [
                                                               "roles": ["Global Administrator"],
                                                               "previous": {"roles": ["Global Administrator"],
                                                                            "sending": {"sent_last_24h": 0}}}, False),
+]
+
+
+# Tenant-level detectors (``detect_tenant``): (detector id, case name, tenant spec, expected).
+# Tenant spec: ``tenant_grants`` (AllPrincipals grants, OAuthGrant fields), ``previous_grants`` (the previous scan's;
+# absent = first scan), ``consent_admins`` (TenantFacts.consent_admins_new_method), ``accounts_scanned`` /
+# ``oauth_grants_read``, ``allowlist``. ``expected``: a severity label (fires, unsuppressed, that severity), False
+# (silent), "suppressed", or "gap" (NotCollected).
+ARCHIVER = {"id": "tg-1", "client_id": "sp-arch", "app_id": "a7c1e0f2-0000-4000-8000-00000000a7c1",
+            "app_display_name": "Archiver X", "consent_type": "AllPrincipals", "scopes": ["Mail.Read"]}
+VERIFIED = {**ARCHIVER, "id": "tg-2", "app_display_name": "Mimecast Archive", "verified_publisher": "Mimecast"}
+MS_GRANT = {**ARCHIVER, "id": "tg-3", "app_display_name": "Microsoft Teams",
+            "app_owner_organization_id": "f8cdef31-a31e-4b4a-93e4-5f571e91255a", "scopes": ["Mail.ReadWrite"]}
+ADMIN = {"miriam@contoso.com": ["Cloud Application Administrator"]}
+SP_GA = {"id": "5e0c1a2b-3333-4c4c-9d9d-00000000aaaa", "principal_type": "servicePrincipal",
+         "display_name": "Mail Sync Connector", "app_id": "a1b2c3d4-0000-4000-8000-00000000beef",
+         "app_owner_organization_id": "9f3e0d1c-1111-4a4a-8b8b-2d7cd0aa0001", "service_principal_type": "Application",
+         "role_template_id": "62e90394-69f5-4237-9190-012177145e10", "role_name": "Global Administrator",
+         "role_definition_id": "62e90394-69f5-4237-9190-012177145e10"}
+TENANT_CASES: list[tuple[str, str, dict[str, Any], Any]] = [
+    ("oauth.tenant_wide_mail_grant", "unverified app, Mail.Read for everyone", {"tenant_grants": [ARCHIVER]}, "high"),
+    ("oauth.tenant_wide_mail_grant", "unverified app with offline_access", {"tenant_grants": [
+        {**ARCHIVER, "scopes": ["Mail.ReadWrite", "offline_access"]}]}, "high"),
+    ("oauth.tenant_wide_mail_grant", "verified archiving product (review, allow-list)", {"tenant_grants": [VERIFIED]},
+     "medium"),
+    ("oauth.tenant_wide_mail_grant", "new grant while a consent-capable admin added a method", {
+        "tenant_grants": [ARCHIVER], "previous_grants": [], "consent_admins": ADMIN}, "critical"),
+    ("oauth.tenant_wide_mail_grant", "standing grant, admin with a new method: age unknown, not escalated", {
+        "tenant_grants": [ARCHIVER], "previous_grants": [ARCHIVER], "consent_admins": ADMIN}, "high"),
+    ("oauth.tenant_wide_mail_grant", "first scan, admin with a new method: candidates listed, not escalated", {
+        "tenant_grants": [ARCHIVER], "consent_admins": ADMIN}, "high"),
+    ("oauth.tenant_wide_mail_grant", "new grant, no admin with a new method", {
+        "tenant_grants": [ARCHIVER], "previous_grants": []}, "high"),
+    ("oauth.tenant_wide_mail_grant", "allow-listed backup product", {
+        "tenant_grants": [VERIFIED], "allowlist": {"apps": [{"value": "Mimecast Archive", "reason": "journaling"}]}},
+     "suppressed"),
+    ("oauth.tenant_wide_mail_grant", "SSO app, User.Read only", {"tenant_grants": [
+        {**ARCHIVER, "app_display_name": "SSO App", "scopes": ["openid", "profile", "User.Read"]}]}, False),
+    ("oauth.tenant_wide_mail_grant", "Microsoft first-party app", {"tenant_grants": [MS_GRANT]}, False),
+    ("oauth.tenant_wide_mail_grant", "a user's own (Principal) consent is E1, not E2", {"tenant_grants": [
+        {**ARCHIVER, "consent_type": "Principal"}]}, False),
+    ("oauth.tenant_wide_mail_grant", "no grants at all", {"tenant_grants": []}, False),
+    ("oauth.tenant_wide_mail_grant", "grants source failed: a gap, never clean", {
+        "tenant_grants": [], "accounts_scanned": 40, "oauth_grants_read": 0}, "gap"),
+    # roles.service_principal_privileged (``principals``: PrivilegedPrincipal fields; more in test_tenant_detectors)
+    ("roles.service_principal_privileged", "third-party app holds Global Administrator", {"principals": [SP_GA]},
+     "medium"),
+    ("roles.service_principal_privileged", "Microsoft first-party app holds a role", {"principals": [
+        {**SP_GA, "app_owner_organization_id": "f8cdef31-a31e-4b4a-93e4-5f571e91255a"}]}, False),
 ]

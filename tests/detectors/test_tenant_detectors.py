@@ -7,12 +7,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from detectors._model import AllowEntry, Allowlist, ScanContext, Severity, TenantFacts
 from detectors.engine import allowlist_from_config, evaluate_scan, evaluate_tenant, tenant_catalogue
 from scanner.config import STEP_NAMES, AllowlistSection
-from scanner.snapshot import NotCollected, PrivilegedPrincipal, TenantInfo
+from scanner.snapshot import NotCollected, OAuthGrant, PrivilegedPrincipal, TenantInfo
 from scanner.store import Store
-from tests.detectors.builders import NOW, TENANT, account_from_spec, clean_account
+from tests.detectors.builders import NOW, TENANT, account_from_spec, allowlist_from_spec, clean_account
+from tests.detectors.detector_cases import ADMIN, ARCHIVER, TENANT_CASES
 
 SP_DET = "roles.service_principal_privileged"
 GA = "62e90394-69f5-4237-9190-012177145e10"
@@ -166,3 +169,68 @@ def test_tenant_wide_source_failure_is_one_row_not_one_per_account(tmp_path: Pat
         assert summary.not_evaluated >= 25
         cov = store.get_tenant_data(sid, "detectors.coverage")
         assert cov[SP_DET] == 1 and json.dumps(cov)
+
+
+# ---- tenant cases as data (tests.detectors.detector_cases.TENANT_CASES) ---------------------------------------------
+def _grants(specs: list[dict[str, Any]]) -> tuple[OAuthGrant, ...]:
+    return tuple(OAuthGrant(**{**g, "scopes": tuple(g.get("scopes", ()))}) for g in specs)
+
+
+def run_tenant_case(spec: dict[str, Any]) -> tuple:
+    tenant = TENANT.model_copy(update={
+        "all_principals_grants": _grants(spec.get("tenant_grants", [])),
+        "privileged_principals": tuple(PrivilegedPrincipal(**p) for p in spec.get("principals", []))})
+    previous = None
+    if "previous_grants" in spec:
+        previous = TENANT.model_copy(update={"all_principals_grants": _grants(spec["previous_grants"]),
+                                             "privileged_principals": ()})
+    facts = TenantFacts(accounts_scanned=spec.get("accounts_scanned", 0),
+                        oauth_grants_read=spec.get("oauth_grants_read", 0),
+                        consent_admins_new_method={k: tuple(v) for k, v in spec.get("consent_admins", {}).items()})
+    ctx = ScanContext(tenant=tenant, now=NOW, allowlist=allowlist_from_spec(spec), facts=facts,
+                      first_scan=previous is None, previous_tenant=previous)
+    return evaluate_tenant(tenant, facts, ctx)
+
+
+@pytest.mark.parametrize(("detector", "name", "spec", "expected"), TENANT_CASES,
+                         ids=[f"{c[0]}:{c[1]}" for c in TENANT_CASES])
+def test_tenant_case(detector: str, name: str, spec: dict, expected: object) -> None:
+    findings, gaps = run_tenant_case(spec)
+    mine = [f for f in findings if f.detector == detector]
+    if expected == "gap":
+        assert mine == [] and [(g.detector, g.collection) for g in gaps] == [(detector, "oauth_grants")]
+        return
+    assert [g for g in gaps if g.detector == detector] == []
+    if expected is False:
+        assert mine == [], f"{name}: unexpected {[f.evidence for f in mine]}"
+        return
+    assert len(mine) == 1, name
+    (f,) = mine
+    assert f.account.startswith("serviceprincipal:") and "@" not in f.account  # a pseudo-account, never a UPN
+    if expected == "suppressed":
+        assert f.suppressed and f.severity == Severity.INFO
+    else:
+        assert f.suppressed is None and f.severity.label == expected and f.score > 0
+
+
+def test_every_tenant_detector_has_firing_and_silent_cases() -> None:
+    ids = {d.meta.id for d in tenant_catalogue()}
+    assert ids - {c[0] for c in TENANT_CASES if c[3] not in (False, "gap", "suppressed")} == set()
+    assert ids - {c[0] for c in TENANT_CASES if c[3] is False} == set()
+
+
+def test_tenant_wide_grant_is_one_finding_naming_the_app_and_what_is_not_known() -> None:
+    spec = {"tenant_grants": [{**ARCHIVER, "scopes": ["Mail.Read", "offline_access"]}], "previous_grants": [],
+            "consent_admins": ADMIN}
+    (f,), _ = run_tenant_case(spec)
+    assert f.account == "serviceprincipal:Archiver X (a7c1e0f2-0000-4000-8000-00000000a7c1)"
+    assert f.severity == Severity.CRITICAL and f.new_since_last_scan is True
+    ev = f.evidence
+    assert ev["granting_admin"] is None and "audit log" in ev["granting_admin_note"]
+    assert ev["candidate_granting_admins"] == {"miriam@contoso.com": ["Cloud Application Administrator"]}
+    assert ev["tenant_wide"] is True and ev["mail_scopes"] == ["Mail.Read"] and ev["offline_access"] is True
+
+
+def test_the_grant_detector_is_not_a_per_account_detector() -> None:
+    from detectors.engine import catalogue
+    assert "oauth.tenant_wide_mail_grant" not in {d.meta.id for d in catalogue()}
