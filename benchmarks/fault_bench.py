@@ -105,6 +105,9 @@ def main() -> int:
     print(f"accounts reported as gaps  {len(with_gaps) + len(not_read)}")
     print(f"accounts lost         {len(lost)}")
     print(f"tenant-wide gaps      {', '.join(tenant_wide) or 'none'}")
+    for e in errors:
+        if not e["upn"]:
+            print(f"  {e['collector']}: {e['message'][:160]}")
     print(f"gaps by collector     {dict(by_collector.most_common())}")
     print(f"http requests         {stats['http_requests']}  retries {stats['retries']}  429s {stats['throttled']}  "
           f"5xx {stats['server_errors']}")
