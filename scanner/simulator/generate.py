@@ -67,6 +67,35 @@ def _add_apps(t: Tenant) -> None:
         t.sp_by_name[a["displayName"]] = sp_id
 
 
+TENANT_SCENARIOS = ("tenant", "service_principals.json")  # tenant-level scenarios: objects that are not accounts
+
+
+def _add_tenant_scenarios(t: Tenant) -> None:
+    """Planted service principals holding directory roles; ground truth in ``t.tenant_labels`` keyed by the
+    detectors' pseudo-account label (``serviceprincipal:<displayName> (<appId>)``), not in the UPN-keyed ``labels``."""
+    raw = resources.files("scanner.simulator").joinpath("scenarios", *TENANT_SCENARIOS).read_text("utf-8")
+    for i, e in enumerate(_subst(t, json.loads(raw))):
+        a = e["service_principal"]
+        sp_id = ids.guid_for(t.seed, 310, i)
+        app_id = a.get("appId") or ids.guid_for(t.seed, 311, i)
+        sp = {"id": sp_id, "appId": app_id, "displayName": a["displayName"], "accountEnabled": True,
+              "appOwnerOrganizationId": a["appOwnerOrganizationId"], "appDisplayName": a["displayName"],
+              "publisherName": a.get("publisherName"), "servicePrincipalType": a.get("servicePrincipalType", "Application"),
+              "signInAudience": a.get("signInAudience", "AzureADMultipleOrgs"), "tags": a.get("tags", []),
+              "homepage": a.get("homepage"), "replyUrls": a.get("replyUrls", []),
+              "verifiedPublisher": {"displayName": None, "verifiedPublisherId": None, "addedDateTime": None},
+              "appRoles": [], "oauth2PermissionScopes": [], "createdDateTime": _iso(_when(t, a.get("createdDateTime", "2024-01-10T09:00:00Z"))),
+              "_benign_user_app": False, "_user_scope": None}
+        t.service_principals[sp_id] = sp
+        t.sp_by_name[a["displayName"]] = sp_id
+        for r in e.get("roles", []):
+            t.add_principal_role(sp_id, r["role"], created=_when(t, r.get("assigned", "-400d")))
+        t.tenant_labels[f"serviceprincipal:{a['displayName']} ({app_id})"] = {
+            "kind": "service_principal", "label": e["label"], "classes": e.get("classes", []),
+            "techniques": e.get("techniques", []), "scenario": e.get("scenario"), "notes": e.get("notes", ""),
+            "source": e.get("source"), "detector": e.get("detector"), "service_principal_id": sp_id}
+
+
 def _make_user(t: Tenant, spec: dict) -> User:
     upn = spec["upn"]
     local = upn.split("@")[0]
@@ -178,6 +207,8 @@ def generate_tenant(users: int = 200, seed: int = 7, scenarios: bool = True, now
         role = ("Helpdesk Administrator", "User Administrator", "Reports Reader", "Exchange Recipient Administrator")[k % 4]
         bu = t.user_at(i)
         t.add_role(bu, role, created=t.generated_at - timedelta(days=200 + k % 500), log=False)
+    if scenarios:
+        _add_tenant_scenarios(t)
     t.mutations.clear()
     t.stats["users_built"] = 0
     return t

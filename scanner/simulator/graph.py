@@ -825,6 +825,13 @@ def role_definitions(t: Tenant, req: Req, rid: str | None = None):
 
 
 def principal_json(t: Tenant, pid: str) -> dict | None:
+    sp = t.service_principals.get(pid)
+    if sp is not None:  # a service principal holding a role: $expand=principal gives the servicePrincipal entity
+        return {"@odata.type": "#microsoft.graph.servicePrincipal", "id": sp["id"], "appId": sp["appId"],
+                "displayName": sp["displayName"], "appDisplayName": sp.get("appDisplayName"),
+                "appOwnerOrganizationId": sp.get("appOwnerOrganizationId"),
+                "servicePrincipalType": sp.get("servicePrincipalType", "Application"),
+                "accountEnabled": sp.get("accountEnabled", True)}
     idx = ids.guid_index(t.seed, 1, pid)
     if idx is None or idx >= t.user_count:
         return None
@@ -961,7 +968,7 @@ def create_role_assignment(t: Tenant, req: Req):
 
 def _upn_of(t: Tenant, pid: str) -> str:
     p = principal_json(t, pid)
-    return p["userPrincipalName"] if p else pid
+    return (p.get("userPrincipalName") or p.get("displayName") or pid) if p else pid
 
 
 def eligibility(t: Tenant, req: Req):

@@ -245,6 +245,9 @@ class Tenant:
         self.live_cache_size = 20_000
         self._bg_upn_index: dict[str, int] | None = None
         self.labels: dict[str, dict] = {}
+        # Ground truth for TENANT-LEVEL planted objects (service principals in roles ...), keyed by the detectors'
+        # pseudo-account label ``serviceprincipal:<displayName> (<appId>)`` — never a UPN, so ``labels`` stays UPN-only.
+        self.tenant_labels: dict[str, dict] = {}
         self.mutations: list[dict] = []
         self.stats: Counter[str] = Counter()
         self.faults = FaultSet()
@@ -800,6 +803,15 @@ class Tenant:
         self.role_assignments[rid] = a
         if log:
             self.log("POST", "/roleManagement/directory/roleAssignments", u, detail={"role": role, "id": rid})
+        return a
+
+    def add_principal_role(self, principal_id: str, role: str, *, created: datetime | None = None) -> dict:
+        """An active assignment for a non-user principal (a service principal), e.g. a planted app in a role."""
+        rd = self.role_definition_id(role)
+        rid = ids.role_assignment_id(rd, principal_id)
+        a = {"id": rid, "principalId": principal_id, "roleDefinitionId": rd, "directoryScopeId": "/",
+             "_created": created or self.now()}
+        self.role_assignments[rid] = a
         return a
 
     def roles_of(self, u: User) -> list[str]:
