@@ -35,7 +35,7 @@ exchange = "{srv.exchange_url}"
 [storage]
 database = "{db}"
 [scan]
-concurrency = 16
+concurrency = 2  # chunks finish one after another, so the kill lands mid-scan (not after the last chunk)
 """
 
 
