@@ -34,5 +34,7 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
         ext = [d for d in rv.external_destinations if d.domain_class != "partner"]
         if not (ext or rv.hides or (rv.mark_as_read and not rv.keyed_on_automated_sender)):
             continue
+        # A disabled rule runs on nothing: Low with its 2 points (a Medium finding worth 2 said two things).
         yield make_finding(META, account, evidence=rv.evidence(), artefact=rv.artefact,
+                           severity=Severity.MEDIUM if rv.rule.is_enabled else Severity.LOW,
                            score=10 if rv.rule.is_enabled else 2)

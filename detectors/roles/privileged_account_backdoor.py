@@ -56,11 +56,18 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
                 found.append(f"rule {rv.rule.display_name!r} hides mail ({rv.action_summary()})")
     except NotCollectedError:
         pass
+    n_strong = len(found)  # forwards and hiding rules: High once raised a level (detections.md §D2 "+1 level")
+    verified_only = True
     for g in account.get("oauth_grants") or ():
         if g.consent_type == "Principal" and mail_scopes(g.scopes) and not is_microsoft_app(g):
             found.append(f"mail consent to {g.app_display_name or g.client_id}")
+            verified_only = verified_only and bool(g.verified_publisher)
     if not found:
         return
     ev = {"roles": [role_label(r) for r in roles], "backdoors": found[:20]}
+    # §D2 is "+1 level on whatever fired": a verified-publisher mail consent alone is Low (oauth.mail_consent_
+    # unverified_app), so on an admin it is Medium, not High. The score stays small on purpose: the account's own
+    # findings carry the points and the privileged ×1.5 multiplier is the "+1 level" of the score.
+    sev = Severity.MEDIUM if (n_strong == 0 and verified_only) else Severity.HIGH
     yield make_finding(META, account, evidence=ev, artefact="privbackdoor:" + "|".join(sorted(found))[:200],
-                       score=10)
+                       severity=sev, score=10)

@@ -6,7 +6,7 @@ a managed identity) whose ``appOwnerOrganizationId`` is not one of Microsoft's f
 (f8cdef31-a31e-4b4a-93e4-5f571e91255a, 72f988bf-86f1-41af-91ab-2d7cd011db47) — including apps registered in the
 tenant itself, the usual persistence route (an app secret survives every user password reset). Assigned since the
 previous scan → High; standing (first scan, or held in the previous scan) → Medium; scoped to an administrative unit →
-one level lower. A sanctioned app is allow-listed through ``[allowlist] apps`` (appId or display name): shown, suppressed.
+one level lower. Score follows severity (High 30, Medium 20, Low 10); it is shown, never added to any account. A sanctioned app is allow-listed through ``[allowlist] apps`` (appId or display name): shown, suppressed.
 Misses: PIM-eligible assignments of service principals (not activatable by an app), application permissions
 (app role assignments such as ``RoleManagement.ReadWrite.Directory`` on Microsoft Graph), Exchange RBAC
 management-role assignments, and everything when the roles source could not be read (a coverage gap, never "clean").
@@ -85,7 +85,8 @@ def detect_tenant(tenant: TenantInfo, facts: TenantFacts, ctx: ScanContext) -> I
               "first_party": False, "home_tenant_app": (p.app_owner_organization_id or "").lower()
               == (tenant.tenant_id or "").lower()}
         f = make_tenant_finding(META, account_label(p), evidence=ev, artefact="sprole:" + ":".join(_key(p)),
-                                severity=sev, score=30 if new else 20, new_since_last_scan=new)
+                                severity=sev, score=30 if sev >= Severity.HIGH else 20 if sev == Severity.MEDIUM else 10,
+                                new_since_last_scan=new)
         entry = None
         for value in (p.app_id, p.display_name):
             if value:

@@ -164,6 +164,9 @@ CASES: list[tuple[str, str, dict[str, Any], Any]] = [
     ("roles.privileged_account_backdoor", "GA forwards to gmail", {"roles": ["Global Administrator"], "forwarding": {
         "forwarding_smtp_address": "x@gmail.com"}}, True),
     ("roles.privileged_account_backdoor", "GA with newsletter rule", {"roles": ["Global Administrator"]}, False),
+    ("roles.privileged_account_backdoor", "GA with a verified-publisher mail consent (Low +1 = Medium)", {
+        "roles": ["Global Administrator"], "grants": [{"app_display_name": "Boomerang", "verified_publisher": "Baydin",
+                                                       "scopes": ["Mail.ReadWrite"]}]}, True),
     ("roles.guest_privileged", "guest GA", {"user": {"user_type": "Guest"}, "roles": ["Global Administrator"]}, True),
     ("roles.guest_privileged", "guest without role", {"user": {"user_type": "Guest"}}, False),
     # --- oauth
@@ -304,8 +307,11 @@ TENANT_CASES: list[tuple[str, str, dict[str, Any], Any]] = [
     ("oauth.tenant_wide_mail_grant", "grants source failed: a gap, never clean", {
         "tenant_grants": [], "accounts_scanned": 40, "oauth_grants_read": 0}, "gap"),
     # roles.service_principal_privileged (``principals``: PrivilegedPrincipal fields; more in test_tenant_detectors)
-    ("roles.service_principal_privileged", "third-party app holds Global Administrator", {"principals": [SP_GA]},
-     "medium"),
+    ("roles.service_principal_privileged", "third-party app holds Global Administrator (standing)", {
+        "principals": [SP_GA]}, "medium"),
+    ("roles.service_principal_privileged", "third-party app holds User Administrator (standing)", {"principals": [
+        {**SP_GA, "role_template_id": "fe930be7-5e62-47db-91af-98c3a49a38b1", "role_name": "User Administrator",
+         "role_definition_id": "fe930be7-5e62-47db-91af-98c3a49a38b1"}]}, "medium"),
     ("roles.service_principal_privileged", "Microsoft first-party app holds a role", {"principals": [
         {**SP_GA, "app_owner_organization_id": "f8cdef31-a31e-4b4a-93e4-5f571e91255a"}]}, False),
 ]
