@@ -30,6 +30,8 @@ import orjson
 
 MAX_BATCH = 20
 RETRY_STATUSES = frozenset({429, 503, 504})
+THROTTLE_BUDGET_S = 600.0  # total Retry-After one request may wait before its 429 becomes a coverage gap
+THROTTLE_MAX_RETRIES = 40
 
 
 class ApiError(Exception):
@@ -251,6 +253,8 @@ class _Sender:
     async def run(self, send, *, scope: str, path: str) -> Response:  # type: ignore[no-untyped-def]
         attempt = 0
         auth_retried = False
+        throttled = 0
+        throttle_waited = 0.0
         while True:
             attempt += 1
             await self.gate.wait(scope)
@@ -276,13 +280,24 @@ class _Sender:
                 await asyncio.sleep(backoff(attempt))
                 continue
             if resp.status in RETRY_STATUSES:
+                wait = parse_retry_after(resp.headers.get("Retry-After"))
                 if resp.status == 429:
                     self.stats.throttled += 1
+                    # Throttling is not failure: wait as told and retry (graph-api.md §9.1), within a time budget
+                    # rather than a count — a reports API allowing 5 requests / 10 s answers "Retry-After: 1" many
+                    # times in a row. A count cap still ends an endless "Retry-After: 0" storm.
+                    throttled += 1
+                    if wait is None:
+                        wait = backoff(throttled)
+                    throttle_waited += wait
+                    attempt -= 1  # the 5xx / transport retry count is kept for real failures
+                    if throttled > max(self.max_retries, THROTTLE_MAX_RETRIES) or \
+                            throttle_waited > THROTTLE_BUDGET_S:
+                        raise _error_from_body(resp.status, resp.body, self.service, path, resp.headers)
                 else:
                     self.stats.server_errors += 1
-                if attempt > self.max_retries:
-                    raise _error_from_body(resp.status, resp.body, self.service, path, resp.headers)
-                wait = parse_retry_after(resp.headers.get("Retry-After"))
+                    if attempt > self.max_retries:
+                        raise _error_from_body(resp.status, resp.body, self.service, path, resp.headers)
                 if wait is None:
                     wait = backoff(attempt)
                 self.stats.retries += 1
