@@ -169,9 +169,13 @@ async def test_simulator_scan_stores_privileged_principals_and_user_roles(sim_en
         tenant = json.loads(store.scan(result.scan_id)["tenant"])
         patti = store.get_account(result.scan_id, "patti.fernandez@contoso.com")
         rows = store.get_tenant_data(result.scan_id, "scan.tenant_sources")["data"]["roles"]
-    # The simulator's roles are all held by users: collected (a list), and empty — not None ("unknown").
-    assert tenant["privileged_principals"] == []
-    assert {r["principal_type"] for rs in rows.values() for r in rs if r["kind"] == "active"} == {"user"}
+    # Collected (a list, not None = "unknown"): the simulator's planted tenant-level scenarios are the only non-user
+    # role holders — a third-party app and a Microsoft first-party app (scenarios/tenant/service_principals.json).
+    assert sorted((p["display_name"], p["role_name"], p["principal_type"]) for p in tenant["privileged_principals"]) \
+        == [("Mail Sync Connector", "Privileged Role Administrator", "servicePrincipal"),
+            ("Microsoft Defender for Cloud Apps", "Security Administrator", "servicePrincipal")]
+    assert {r["principal_type"] for rs in rows.values() for r in rs if r["kind"] == "active"} == \
+        {"user", "servicePrincipal"}
     assert any(r.role_name == "Global Administrator" and not r.via_group for r in patti.require("roles"))
     assert not [e for e in result.errors if e["collector"] in ("roles", "detectors:roles")]
 
