@@ -219,15 +219,17 @@ class AccountCollector:
                 except ApiError as err:
                     st["sent"] = gap(err, "sending")
 
-        # --- phase 2: folders that rules point at (deeper than the top level) and well-known names
-        items2: list[BatchItem] = []
+        # --- phase 2: folders that rules point at (deeper than the top level, and their ancestors) and well-known
+        # names. English default names of top-level folders name them for free; ids are fetched only when the list
+        # lacks them and well-known names are looked up only for targets that could be localised default folders.
+        targets: dict[str, set[str]] = {}
         wk: dict[str, dict[str, str]] = {}
+        roots: dict[str, str | None] = {}
         for u in users:
             uid = u["id"]
             st = per_user[uid]
             if not isinstance(st.get("folders"), list) or not isinstance(st.get("rules"), list):
                 continue
-            mine: list[BatchItem] = []
             try:
                 fs = FolderSet([f for f in (parse_folder(x) for x in st["folders"]) if f])
                 ex_rules = exo_by.get(("rules", uid))
@@ -239,38 +241,50 @@ class AccountCollector:
                 st["rules"] = st["folders"] = _malformed(exc)
                 continue
             st["folderset"] = fs
-            scope = f"mailbox:{uid}"
-            for fid in sorted(moves - set(fs.by_id)):
-                mine.append(BatchItem(id=f"t|{uid}|{fid}", scope=scope,
-                                      url=f"/users/{uid}/mailFolders/{fid}?$select={FOLDER_SELECT}"))
+            roots[uid] = root = fs.top_level_parent()
+            names = fs.derive_well_known(root)
             if moves or ex_moves:
                 p = prev.get(uid.lower())
                 known = known_well_known(p) if p is not None else {}
                 if known:
-                    wk.setdefault(uid, {}).update(known)
-                    stats.skipped["well_known_folders"] += len(known)
-                for name in WELL_KNOWN:
-                    if name not in known:
-                        mine.append(BatchItem(id=f"w|{uid}|{name}", scope=scope,
-                                              url=f"/users/{uid}/mailFolders/{name}?$select=id"))
-            items2.extend(mine)
-        results2 = await graph.batch(items2) if items2 else {}
-        for key, res in results2.items():
-            kind, uid, arg = key.split("|", 2)
-            fs = per_user[uid]["folderset"]
-            if not res.ok or not isinstance(res.body, dict):
-                continue  # a deleted target or a well-known folder this mailbox lacks (e.g. no archive)
-            if kind == "t":
+                    stats.skipped["well_known_folders"] += len(set(known) - set(names))
+                names = {**known, **names}
+            wk[uid] = names
+            if moves:
+                targets[uid] = moves
+        fetched: set[tuple[str, str]] = set()
+        for _round in range(3):  # target, parent, grand-parent: deeper chains are rare and stay partly unknown
+            items2 = []
+            for uid, moves in targets.items():
+                fs = per_user[uid]["folderset"]
+                for fid in sorted(fs.missing_ancestors(moves, roots[uid])):
+                    if (uid, fid) in fetched:
+                        continue
+                    fetched.add((uid, fid))
+                    items2.append(BatchItem(id=f"t|{uid}|{fid}", scope=f"mailbox:{uid}",
+                                            url=f"/users/{uid}/mailFolders/{fid}?$select={FOLDER_SELECT}"))
+            if not items2:
+                break
+            for key, res in (await graph.batch(items2)).items():
+                _kind, uid, _fid = key.split("|", 2)
+                if not res.ok or not isinstance(res.body, dict):
+                    continue  # a deleted target stays unresolved (the rule keeps pointing at its id)
                 try:
                     f = parse_folder(res.body)
                 except DATA_ERRORS:
-                    f = None  # an unreadable folder stays unresolved (the rule keeps pointing at its id)
+                    f = None
                 if f is not None:
-                    fs.add(f)
-            else:
-                fid = res.body.get("id")
-                if isinstance(fid, str):
-                    wk.setdefault(uid, {})[arg] = fid
+                    per_user[uid]["folderset"].add(f)
+        items3: list[BatchItem] = []
+        for uid, moves in targets.items():
+            fs = per_user[uid]["folderset"]
+            for name in sorted(fs.wanted_lookups(moves, roots[uid], wk[uid])):
+                items3.append(BatchItem(id=f"w|{uid}|{name}", scope=f"mailbox:{uid}",
+                                        url=f"/users/{uid}/mailFolders/{name}?$select=id"))
+        for key, res in (await graph.batch(items3) if items3 else {}).items():
+            _kind, uid, name = key.split("|", 2)
+            if res.ok and isinstance(res.body, dict) and isinstance(res.body.get("id"), str):
+                wk[uid].setdefault(name, res.body["id"])  # absent: a well-known folder this mailbox lacks
         for uid, names in wk.items():
             per_user[uid]["folderset"].apply_well_known(names)
 
