@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import threading
@@ -38,7 +37,8 @@ class SimulatorServer:
         self.port = self._sock.getsockname()[1]
         # the app sets its own Date header; uvicorn's would duplicate it
         self._config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False,
-                                      timeout_keep_alive=30, date_header=False, server_header=False)
+                                      timeout_keep_alive=30, date_header=False, server_header=False,
+                                      loop="auto", http="auto")
         self._server = uvicorn.Server(self._config)
         self._thread: threading.Thread | None = None
 
@@ -83,7 +83,9 @@ class SimulatorServer:
         return self
 
     def _run(self) -> None:
-        asyncio.run(self._server.serve(sockets=[self._sock]))
+        # Server.run() semantics: the loop comes from the config's loop factory (uvloop when installed, "auto");
+        # a bare asyncio.run(serve()) would ignore it and serve on the slower default loop.
+        self._server.run(sockets=[self._sock])
 
     def stop(self) -> None:
         self._server.should_exit = True
@@ -94,7 +96,7 @@ class SimulatorServer:
     def serve_forever(self) -> None:
         """Serve in the calling thread until Ctrl-C (used by `simulate`)."""
         try:
-            asyncio.run(self._server.serve(sockets=[self._sock]))
+            self._server.run(sockets=[self._sock])
         finally:
             self._sock.close()
 
