@@ -321,6 +321,9 @@ class TenantInfo(_Frozen):
     display_name: str | None = None
     # Admin-consented (consentType "AllPrincipals") OAuth grants: tenant-level, not attached to any one account.
     all_principals_grants: tuple[OAuthGrant, ...] = ()
+    # Whether the grants source was read in this scan (None: unknown, e.g. a scan stored before this field). An empty
+    # all_principals_grants with False means "not read", so the next scan must not call every grant "new".
+    all_principals_grants_read: bool | None = None
     # Non-user principals in privileged roles; None when the roles source could not be read (or the scan predates
     # this field) — "unknown", never "none".
     privileged_principals: tuple[PrivilegedPrincipal, ...] | None = None

@@ -72,7 +72,8 @@ def detect_tenant(tenant: TenantInfo, facts: TenantFacts, ctx: ScanContext) -> I
         raise NotCollectedError("oauth_grants", NotCollected(reason="OAuth consent grants were not read in this scan"))
     before: set[str] | None = None
     prev = ctx.previous_tenant
-    if not ctx.first_scan and prev is not None:
+    if not ctx.first_scan and prev is not None and prev.all_principals_grants_read is not False:
+        # A previous scan that could not read the grants gives no baseline: nothing is "new" against it.
         before = {g.id for g in prev.all_principals_grants}
     candidates = {upn: list(roles) for upn, roles in sorted(facts.consent_admins_new_method.items())}
     for g in _relevant(tenant.all_principals_grants):

@@ -293,6 +293,9 @@ TENANT_CASES: list[tuple[str, str, dict[str, Any], Any]] = [
         "tenant_grants": [ARCHIVER], "previous_grants": [ARCHIVER], "consent_admins": ADMIN}, "high"),
     ("oauth.tenant_wide_mail_grant", "first scan, admin with a new method: candidates listed, not escalated", {
         "tenant_grants": [ARCHIVER], "consent_admins": ADMIN}, "high"),
+    ("oauth.tenant_wide_mail_grant", "previous scan could not read grants: no baseline, not escalated", {
+        "tenant_grants": [ARCHIVER], "previous_grants": [], "previous_grants_read": False, "consent_admins": ADMIN},
+     "high"),
     ("oauth.tenant_wide_mail_grant", "new grant, no admin with a new method", {
         "tenant_grants": [ARCHIVER], "previous_grants": []}, "high"),
     ("oauth.tenant_wide_mail_grant", "allow-listed backup product", {

@@ -183,6 +183,7 @@ def run_tenant_case(spec: dict[str, Any]) -> tuple:
     previous = None
     if "previous_grants" in spec:
         previous = TENANT.model_copy(update={"all_principals_grants": _grants(spec["previous_grants"]),
+                                             "all_principals_grants_read": spec.get("previous_grants_read"),
                                              "privileged_principals": ()})
     facts = TenantFacts(accounts_scanned=spec.get("accounts_scanned", 0),
                         oauth_grants_read=spec.get("oauth_grants_read", 0),
