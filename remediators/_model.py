@@ -153,6 +153,9 @@ class StepContext:
     password_sink: PasswordSink | None = None
     verify_timeout: float = 180.0  # Exchange writes lag reads by 20 s to minutes (graph-api.md §3.2)
     poll_interval: float = 5.0
+    # Auto mode acts only on what the scan's findings name: live state that differs from the evidence (e.g. forwarding
+    # changed since the scan) is left for a human, never "fixed" unattended.
+    only_named: bool = False
 
 
 @runtime_checkable

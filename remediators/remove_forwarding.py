@@ -34,6 +34,23 @@ def forwarding_state(row: Mapping[str, Any]) -> dict[str, Any]:
             "DeliverToMailboxAndForward": bool(as_bool(row.get("DeliverToMailboxAndForward")))}
 
 
+def named_destinations(findings: Any) -> set[str]:
+    """Mailbox-forwarding destinations the findings' evidence names (lower case)."""
+    out: set[str] = set()
+    for f in findings or ():
+        ev = f.get("evidence") or {}
+        if not isinstance(ev, Mapping):
+            continue
+        names_step = "remove_forwarding" in (f.get("remediation") or ())
+        if not (names_step or str(f.get("detector", "")).startswith("mail.mailbox")):
+            continue
+        for key in ("destination", "forwarding_smtp_address", "forwarding_address", "address"):
+            v = ev.get(key)
+            if isinstance(v, str) and v.strip():
+                out.add((strip_smtp(v) or v).strip().lower())
+    return out
+
+
 class RemoveForwarding(BaseStep):
     name: ClassVar[str] = "remove_forwarding"
     permissions: ClassVar[tuple[str, ...]] = ("Exchange.ManageAsApp",)
@@ -49,6 +66,14 @@ class RemoveForwarding(BaseStep):
         if not before["ForwardingSmtpAddress"] and not before["ForwardingAddress"]:
             return [], [], None
         dest = before["ForwardingAddress"] or before["ForwardingSmtpAddress"]
+        if ctx.only_named:
+            named = named_destinations(ctx.findings)
+            live = {str(v).strip().lower() for v in (before["ForwardingAddress"], before["ForwardingSmtpAddress"]) if v}
+            if not live & named:
+                # Forwarding changed since the scan (or the findings name none): not what the evidence showed, so
+                # auto mode leaves it for a human instead of clearing a destination nobody flagged.
+                return [], [], (f"forwarding now points to {dest}, which the scan's findings do not name: left for "
+                                "a human to review")
         return [Target(key="mailbox_forwarding", label=f"mailbox forwarding to {dest}", before=before,
                        after={"ForwardingSmtpAddress": None, "ForwardingAddress": None,
                               "DeliverToMailboxAndForward": False})], [], None

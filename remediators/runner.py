@@ -84,7 +84,7 @@ class AccountOutcome:
 async def prepare(store: Any, conn: Any, user: str, *, steps: Sequence[str] | None = None,
                   journal: RunJournal | None = None, password_sink: PasswordSink | None = None,
                   verify_timeout: float = 180.0, poll_interval: float = 5.0,
-                  account: Account | None = None) -> AccountRun:
+                  account: Account | None = None, only_named: bool = False) -> AccountRun:
     """Read the account and plan every chosen step from the live state (read-only)."""
     try:
         acc = account or await read_account(conn.graph, user)
@@ -101,7 +101,8 @@ async def prepare(store: Any, conn: Any, user: str, *, steps: Sequence[str] | No
     chosen = choose_steps(steps, findings)
     ctx = StepContext(graph=conn.graph, exchange=conn.exchange, findings=findings, reference_time=reference,
                       done_since_reference=done_since(store, acc.upn, reference), journal=journal,
-                      password_sink=password_sink, verify_timeout=verify_timeout, poll_interval=poll_interval)
+                      password_sink=password_sink, verify_timeout=verify_timeout, poll_interval=poll_interval,
+                      only_named=only_named)
     run = AccountRun(account=acc, ctx=ctx, steps=chosen, scan_id=scan_id)
     for name in chosen:
         try:
@@ -311,7 +312,7 @@ async def run_auto(cfg: Any, store: Any, conn: Any, *, dry_run: bool, confirmed:
         for upn in todo:
             try:
                 run = await prepare(store, conn, upn, steps=policy_steps, journal=journal, password_sink=sink,
-                                    verify_timeout=verify_timeout, poll_interval=poll_interval)
+                                    verify_timeout=verify_timeout, poll_interval=poll_interval, only_named=True)
             except RemediationError as exc:
                 # The account is gone from the directory (deleted, renamed): nothing to act on.
                 gone.add(upn)
@@ -323,7 +324,11 @@ async def run_auto(cfg: Any, store: Any, conn: Any, *, dry_run: bool, confirmed:
     for upn in sel.protected:
         journal.decision(upn, "protected", "protected account: never remediated automatically")
     for upn in sel.gone:
+        skipped = [f"{n}: {p.skip_reason}" for n, p in (runs[upn].plans.items() if upn in runs else ())
+                   if p is not None and p.skip_reason]
         detail = result.errors.get(upn) or "nothing left to remediate: the live state no longer shows the back-doors"
+        if skipped and upn not in result.errors:
+            detail = "nothing to act on automatically; " + "; ".join(skipped)
         journal.decision(upn, "skipped", detail)
     for upn in sel.pending:
         journal.decision(upn, "pending", f"over max_accounts_per_run ({pol.max_accounts_per_run}): left for the "
