@@ -224,6 +224,25 @@ class AutoSelection:
     gone: tuple[str, ...]  # compromised in the scan, nothing left to do in the live state
 
 
+def protected_upns(store: Any, scan_id: str, accounts: Iterable[Mapping[str, Any]],
+                   configured: Iterable[str]) -> list[str]:
+    """The configured protected accounts, plus every compromised account whose primary SMTP address or object id
+    matches one of them: a protected mailbox listed by its mail address or id is still protected."""
+    conf = {p.strip().lower() for p in configured if p and p.strip()}
+    out = set(conf)
+    for a in accounts:
+        if str(a.get("verdict") or "").lower() != "compromised" or not a.get("upn"):
+            continue
+        keys = {str(a["upn"]).lower(), str(a.get("user_id") or "").lower()}
+        snap = store.get_account(scan_id, a["upn"])
+        if snap is not None:
+            # Not otherMails: users (and attackers) can set those, which would let an attacker opt out of remediation.
+            keys.add((snap.user.mail or "").lower())
+        if keys & conf:
+            out.add(str(a["upn"]).lower())
+    return sorted(out)
+
+
 def select_auto(accounts: Iterable[Mapping[str, Any]], protected: Iterable[str], cap: int,
                 gone: Iterable[str] = ()) -> AutoSelection:
     """Pure: which compromised accounts to act on. Highest score first, then UPN; UPNs compared case-insensitively.
@@ -304,8 +323,9 @@ async def run_auto(cfg: Any, store: Any, conn: Any, *, dry_run: bool, confirmed:
     policy_steps = ordered(list(pol.steps))
     gone: set[str] = set()
     runs: dict[str, AccountRun] = {}
+    protected = protected_upns(store, scan_id, accounts, pol.protected_accounts)
     while True:
-        sel = select_auto(accounts, pol.protected_accounts, pol.max_accounts_per_run, gone)
+        sel = select_auto(accounts, protected, pol.max_accounts_per_run, gone)
         todo = [u for u in sel.act if u not in runs]
         if not todo:
             break

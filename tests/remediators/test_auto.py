@@ -90,3 +90,22 @@ def test_auto_skips_accounts_already_clean(tmp_path: Path) -> None:
     skipped = {r["upn"] for r in s.store.journal() if r["status"] == "skipped" and r["step"] is None
                and "nothing left" in (r["detail"] or "")}
     assert acted_first <= skipped
+
+
+def test_auto_never_touches_a_protected_account_listed_by_object_id(tmp_path: Path) -> None:
+    tenant = generate_tenant(users=40, seed=6, scenarios=False)
+    victims = user_mailboxes(tenant, 2)
+    for i, upn in enumerate(victims):
+        plant_compromise(tenant, upn, i, hidden=False, blocked=False)
+    protected = victims[0]
+    s = Scanned(tmp_path, tenant, create_app(tenant), remediation={
+        "allow_auto": True, "max_accounts_per_run": 5,
+        # Listed by its Entra object id, not its UPN: still protected.
+        "protected_accounts": [tenant.user(protected).id],
+        "steps": ["remove_forwarding"]})
+    assert s.verdict(protected) == "compromised"
+    res = s.remediate("--auto", "--yes")
+    assert res.exit_code == 0, res.output
+    assert s.tenant.user(protected).mailbox.forwarding_smtp  # untouched
+    assert s.tenant.user(victims[1]).mailbox.forwarding_smtp is None
+    assert [r["upn"] for r in s.journal() if r["status"] == "protected"] == [protected]
