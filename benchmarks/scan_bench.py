@@ -112,7 +112,7 @@ async def sweep(info: dict[str, str], db: Path, concurrency: int, meter: RuMeter
 async def script_style(info: dict[str, str], db: Path, sample: int) -> tuple[int, float, int]:
     """The per-mailbox-script way: for each mailbox, each read in turn (no $batch, nothing concurrent)."""
     from scanner.collectors.account import _sent_filter
-    from scanner.collectors.folders import FOLDER_LIST_PARAMS, FOLDER_SELECT, WELL_KNOWN, rule_folder_ids
+    from scanner.collectors.folders import FOLDER_LIST_PARAMS, FOLDER_SELECT, rule_folder_ids
     from scanner.collectors.users import USER_SELECT
     from scanner.graph.client import ApiError
     from scanner.graph.factory import connect
@@ -137,14 +137,14 @@ async def script_style(info: dict[str, str], db: Path, sample: int) -> tuple[int
 
             await get(f"/users/{uid}/authentication/methods", "directory")
             rules = await get(f"/users/{uid}/mailFolders/inbox/messageRules", mb)
-            await get(f"/users/{uid}/mailFolders?{FOLDER_LIST_PARAMS}", mb)
+            listed = await get(f"/users/{uid}/mailFolders?{FOLDER_LIST_PARAMS}", mb)
             await get(f"/users/{uid}/mailFolders/sentitems/messages?{_sent_filter(since)}", mb)
-            moves = rule_folder_ids((rules or {}).get("value") or [])
+            # the same folder work as the sweep: targets the list lacks are fetched by id (well-known names come
+            # from the list's English default names in this simulated tenant)
+            known = {f.get("id") for f in (listed or {}).get("value") or []}
+            moves = rule_folder_ids((rules or {}).get("value") or []) - known
             for fid in sorted(moves):
                 await get(f"/users/{uid}/mailFolders/{fid}?$select={FOLDER_SELECT}", mb)
-            if moves:
-                for name in WELL_KNOWN:
-                    await get(f"/users/{uid}/mailFolders/{name}?$select=id", mb)
             for cmdlet, params in (("Get-InboxRule", {"Mailbox": upn, "IncludeHidden": True}),
                                    ("Get-MailboxPermission", {"Identity": upn})):
                 try:

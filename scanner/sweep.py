@@ -27,6 +27,7 @@ from typing import Any
 
 from scanner.collectors.account import AccountCollector, Gap
 from scanner.collectors.tenant import SOURCES, TenantSources, read_tenant_sources
+from scanner.collectors.tenant_rows import RowStore
 from scanner.collectors.users import iter_user_pages
 from scanner.config import SEVERITIES, Config
 from scanner.graph.client import ApiError
@@ -93,24 +94,20 @@ def exit_code_for(findings: list[dict[str, Any]], errors: list[dict[str, Any]], 
 
 async def _collect(cfg: Config, store: Store, scan_id: str, conn: Any, *, resume: bool, progress: Any,
                    now: datetime) -> TenantInfo:
-    # ---- 1. tenant-wide sources (reused on resume)
+    # ---- 1. tenant-wide sources (reused on resume), read concurrently with each other and with step 2: a chunk
+    # waits only for what it needs (the mailbox directory first; its users' registration rows and the rest when its
+    # snapshots are assembled). The large sources stream into the scan database (tenant_rows), not into memory.
+    rows = RowStore(store.db.conn, scan_id)
     stored = store.get_tenant_data(scan_id, TENANT_KEY) if resume else None
+    tenant_task: asyncio.Task[TenantSources] | None = None
     if stored is not None:
-        sources = TenantSources.from_json(stored)
+        sources = TenantSources.from_json(stored, rows)
     else:
         _call(progress, "start", "tenant", None)
-        sources = await read_tenant_sources(conn)
-        store.put_tenant_data(scan_id, TENANT_KEY, sources.to_json())
-        for name, why in sources.gaps.items():
-            store.add_error(scan_id, None, SOURCES[name], why.reason, why.code, why.permission)
-        _call(progress, "finish", "tenant")
-    for note in sources.notes:
-        log.info("%s", note)
-    grants = sources.data.get("grants") or {}
-    store.put_tenant_data(scan_id, "oauth_grants.all_principals", grants.get("all_principals", []))
-
-    dom = sources.data.get("domains") or {}
-    domains: set[str] = set(dom.get("domains") or [])
+        sources = TenantSources(rows=rows)
+        tenant_task = asyncio.create_task(read_tenant_sources(conn, rows=rows, src=sources))
+        # an unexpected failure must not leave chunks waiting for a source forever (it is re-raised below)
+        tenant_task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or sources.finish())
     upn_domains: set[str] = set()
     previous = None
     if cfg.scan.incremental:
@@ -130,7 +127,7 @@ async def _collect(cfg: Config, store: Store, scan_id: str, conn: Any, *, resume
                     if snap is not None and snap.user.id.lower() == u["id"].lower():
                         out[u["id"].lower()] = snap
                 return out
-    collector = AccountCollector(conn, cfg, sources, now, domains if domains else upn_domains, previous)
+    collector = AccountCollector(conn, cfg, sources, now, upn_domains, previous)
 
     # ---- 2. users, page by page, chunk by chunk
     done = {u.lower() for u in store.done_upns(scan_id)} if resume else set()
@@ -141,8 +138,16 @@ async def _collect(cfg: Config, store: Store, scan_id: str, conn: Any, *, resume
     failures: list[BaseException] = []
 
     async def run_chunk(chunk: list[dict[str, Any]]) -> None:
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                sem.release()
+
         try:
-            snaps, gaps = await collector.collect(chunk)
+            snaps, gaps = await collector.collect(chunk, release)
             store.put_accounts(scan_id, snaps)
             _record(store, scan_id, gaps)
             _call(progress, "advance", "accounts", len(chunk))
@@ -155,7 +160,7 @@ async def _collect(cfg: Config, store: Store, scan_id: str, conn: Any, *, resume
             for u in chunk:
                 store.add_error(scan_id, u["userPrincipalName"], "account", f"internal error: {type(exc).__name__}")
         finally:
-            sem.release()
+            release()
 
     _call(progress, "start", "accounts", None)
     seen = 0
@@ -187,12 +192,27 @@ async def _collect(cfg: Config, store: Store, scan_id: str, conn: Any, *, resume
             store.add_error(scan_id, None, "users", f"user list incomplete after {seen} users: {err.short()}",
                             err.code or (str(err.status) if err.status else None))
         else:
+            if tenant_task is not None:
+                tenant_task.cancel()
+                await asyncio.gather(tenant_task, return_exceptions=True)
             await _abort_users(err, tasks)
+    if tenant_task is not None:
+        sources = await tenant_task
+        store.put_tenant_data(scan_id, TENANT_KEY, sources.to_json())
+        for name, why in sources.gaps.items():
+            store.add_error(scan_id, None, SOURCES[name], why.reason, why.code, why.permission)
+        _call(progress, "finish", "tenant")
     if tasks:
         await asyncio.gather(*list(tasks))
     _call(progress, "finish", "accounts")
     if failures:
         log.error("%d chunk(s) failed with an internal error; accounts recorded as gaps", len(failures))
+    for note in sources.notes:
+        log.info("%s", note)
+    grants = sources.data.get("grants") or {}
+    store.put_tenant_data(scan_id, "oauth_grants.all_principals", grants.get("all_principals", []))
+    dom = sources.data.get("domains") or {}
+    domains: set[str] = set(dom.get("domains") or [])
 
     if not domains:
         domains = upn_domains
@@ -284,6 +304,7 @@ async def run_scan(
                      "collect_seconds": round(collect_s, 3), "collect_cpu_seconds": round(collect_cpu, 3)}
         errors = store.errors(scan_id)
         store.finish_scan(scan_id, "partial" if errors else "complete", stat_dict)
+        RowStore(store.db.conn, scan_id).drop_scan()  # streamed tenant rows: only a resume needs them
         outputs: dict[str, Path] = {}
         if out_dir is not None:
             from reports import write_outputs

@@ -10,7 +10,7 @@ Every collection ends up as data or a NotCollected; an account without an Exchan
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +32,7 @@ from scanner.collectors.inbox_rules import exchange_folder_path, merge_rules, tr
 from scanner.collectors.protocols import protocols_from_cas
 from scanner.collectors.registration import registration_from_row
 from scanner.collectors.tenant import TenantSources
+from scanner.collectors.tenant_rows import RowMap
 from scanner.collectors.users import parse_user
 from scanner.config import Config
 from scanner.graph.client import ApiError, BatchItem, BatchResult, GraphApi
@@ -118,6 +119,7 @@ class AccountCollector:
         self.src = sources
         self.now = now
         self.domains = domains  # accepted domains (lower case); may grow while users are paged (fallback)
+        self._fallback_domains = domains
         # incremental scans: users of a chunk -> last scan's snapshots (by lower-case user id)
         self.previous = previous
 
@@ -129,9 +131,22 @@ class AccountCollector:
         return a.rsplit("@", 1)[-1] in self.domains
 
     # ---------------------------------------------------------------------------------------------- the chunk
-    async def collect(self, users: list[dict[str, Any]]) -> tuple[list[AccountSnapshot], list[Gap]]:
+    def _registration(self) -> Mapping[str, Any] | None:
+        """The registration report's rows: the finished source, or the rows streamed so far while it is read."""
+        src = self.src
+        reg = src.data.get("registration")
+        if reg is None and src.rows is not None and not src.is_done("registration"):
+            reg = RowMap(src.rows, "reg")
+        return reg if isinstance(reg, Mapping) else None
+
+    async def collect(self, users: list[dict[str, Any]],
+                      io_done: Callable[[], None] | None = None) -> tuple[list[AccountSnapshot], list[Gap]]:
+        """Collect one chunk. ``io_done`` is called once its requests are answered, before it waits for tenant-wide
+        sources still being read (so the caller can start the next chunk meanwhile)."""
         graph, ex, cfg = self.conn.graph, self.conn.exchange, self.cfg
+        await self.src.wait("mailboxes")  # who has a mailbox, and its identity for the cmdlets
         directory = self.src.directory
+        reg_keys = [u["id"].lower() for u in users]
         mailbox_rows: dict[str, dict[str, Any] | None] = {}
         try_mailbox: dict[str, bool] = {}
         for u in users:
@@ -142,14 +157,16 @@ class AccountCollector:
 
         since = self.now - timedelta(hours=24)
         prev = self.previous(users) if self.previous is not None else {}
-        registration = self.src.data.get("registration")
+        if prev:
+            await self.src.wait_rows("registration", reg_keys)  # incremental: tonight's record decides the reuse
+        registration = self._registration()
         stats = self.conn.stats
         reused_methods: dict[str, Any] = {}
         items: list[BatchItem] = []
         for u in users:
             uid = u["id"]
             p = prev.get(uid.lower())
-            if p is not None and isinstance(registration, dict) and \
+            if p is not None and registration is not None and \
                     methods_unchanged(p, registration.get(uid.lower())):
                 reused_methods[uid] = p.auth_methods
                 stats.skipped["auth_methods"] += 1
@@ -288,7 +305,14 @@ class AccountCollector:
         for uid, names in wk.items():
             per_user[uid]["folderset"].apply_well_known(names)
 
-        # --- assemble snapshots
+        # --- assemble snapshots (the tenant-wide sources they join may still be arriving)
+        if io_done is not None:
+            io_done()
+        await self.src.wait_rows("registration", reg_keys)
+        await self.src.wait_for_assembly()
+        dom = self.src.data.get("domains")
+        accepted = set(dom.get("domains") or []) if isinstance(dom, dict) else set()
+        self.domains = accepted or self._fallback_domains
         for u in users:
             uid, upn = u["id"], u["userPrincipalName"]
             st = per_user[uid]
@@ -342,8 +366,9 @@ class AccountCollector:
     def _tenant_level(self, uid: str) -> dict[str, Any]:
         src, key = self.src, uid.lower()
         out: dict[str, Any] = {}
-        if "registration" in src.data:
-            r = src.data["registration"].get(key)
+        reg = self._registration()
+        if reg is not None:
+            r = reg.get(key)
             out["registration"] = registration_from_row(r) if r else registration_from_row({})
         else:
             out["registration"] = src.gaps.get("registration")

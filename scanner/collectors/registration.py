@@ -15,12 +15,19 @@ async def read_registration(graph: GraphApi) -> dict[str, dict[str, Any]]:
     """Compact rows keyed by user id (lower case)."""
     out: dict[str, dict[str, Any]] = {}
     async for page in graph.iter_pages("/reports/authenticationMethods/userRegistrationDetails", scope="reports"):
-        for r in page:
-            uid = r.get("id")
-            if isinstance(uid, str):
-                out[uid.lower()] = {"isAdmin": r.get("isAdmin"), "isMfaRegistered": r.get("isMfaRegistered"),
-                                    "methodsRegistered": [str(m) for m in as_list(r.get("methodsRegistered"))],
-                                    "lastUpdatedDateTime": r.get("lastUpdatedDateTime")}
+        out.update(compact_registration(page))
+    return out
+
+
+def compact_registration(page: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """One report page's rows, compact, keyed by user id (lower case)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in page:
+        uid = r.get("id")
+        if isinstance(uid, str):
+            out[uid.lower()] = {"isAdmin": r.get("isAdmin"), "isMfaRegistered": r.get("isMfaRegistered"),
+                                "methodsRegistered": [str(m) for m in as_list(r.get("methodsRegistered"))],
+                                "lastUpdatedDateTime": r.get("lastUpdatedDateTime")}
     return out
 
 

@@ -1,7 +1,10 @@
-"""Tenant-wide sources, read once per scan before any per-account work (bulk endpoints first).
+"""Tenant-wide sources, read once per scan, concurrently with each other and with the per-account work (which waits
+only for what it needs: the mailbox directory first, its own users' registration rows, the rest at assembly).
 
-Each source is its data or a NotCollected; all are plain JSON so they are stored in the scan's ``tenant_data`` and a
-``--resume``d scan reuses them instead of re-reading (and so compares accounts against the same tenant state).
+Each source is its data or a NotCollected. The small ones are plain JSON stored in the scan's ``tenant_data``; the
+large ones (Get-Mailbox, Get-CASMailbox, the registration report) are streamed into the scan database page by page
+(:mod:`scanner.collectors.tenant_rows`) and the blob only says so. A ``--resume``d scan reuses both instead of
+re-reading (and so compares accounts against the same tenant state).
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from scanner.collectors._util import gap
 from scanner.collectors.delegates import index_send_as, read_send_as
 from scanner.collectors.domains import read_domains
 from scanner.collectors.oauth_grants import read_grants
-from scanner.collectors.registration import read_registration
+from scanner.collectors.registration import compact_registration, read_registration
 from scanner.collectors.roles import privileged_principals, read_roles
-from scanner.graph.client import ApiError
+from scanner.collectors.tenant_rows import RowIndex, RowMap, RowStore, StoredMailboxDirectory
+from scanner.graph.client import ApiError, ExchangeApi, GraphApi
 from scanner.graph.factory import Connection
 from scanner.snapshot import NotCollected, PrivilegedPrincipal
 
@@ -28,26 +32,88 @@ SOURCES = {
 }
 
 
+STREAMED = ("mailboxes", "cas", "registration")  # large: rows in the scan database (tenant_rows), not in the blob
+_KINDS = {"mailboxes": ("mbx", "mbn"), "cas": ("casr", "casn"), "registration": ("reg",)}
+
+
 @dataclass
 class TenantSources:
-    data: dict[str, Any] = field(default_factory=dict)  # name -> JSON data
+    data: dict[str, Any] = field(default_factory=dict)  # name -> JSON data (a Mapping over rows when streamed)
     gaps: dict[str, NotCollected] = field(default_factory=dict)  # name -> why it failed
     notes: list[str] = field(default_factory=list)
+    rows: RowStore | None = None  # where streamed sources live; None: everything in memory (from_json of an old blob)
     # derived (not stored)
-    directory: exo.MailboxDirectory | None = None
+    directory: exo.MailboxDirectory | StoredMailboxDirectory | None = None
     send_as_by_id: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     blocked: frozenset[str] = frozenset()
+    # progress while the sources are still being read (the per-account phase overlaps them)
+    _done: dict[str, asyncio.Event] = field(default_factory=dict)
+    _pulse: dict[str, asyncio.Event] = field(default_factory=dict)
+    _finished: bool = False
+    _send_as_indexed: bool = False
 
     def ok(self, name: str) -> bool:
         return name in self.data
 
     def finish(self) -> TenantSources:
         if "mailboxes" in self.data:
-            self.directory = exo.MailboxDirectory.from_rows(self.data["mailboxes"])
-            if "send_as" in self.data:
+            if isinstance(self.data["mailboxes"], list):
+                self.directory = exo.MailboxDirectory.from_rows(self.data["mailboxes"])
+            elif self.rows is not None:
+                self.directory = StoredMailboxDirectory(self.rows)
+            if "send_as" in self.data and not self._send_as_indexed:
                 self.send_as_by_id = index_send_as(self.data["send_as"], self.directory)
+                self._send_as_indexed = True
         self.blocked = frozenset(self.data.get("blocked") or ())
+        self._finished = True
+        for ev in self._done.values():
+            ev.set()
         return self
+
+    # ---- waiting for sources that are still being read
+    def _event(self, name: str) -> asyncio.Event:
+        ev = self._done.get(name)
+        if ev is None:
+            ev = self._done[name] = asyncio.Event()
+            if self._finished:
+                ev.set()
+        return ev
+
+    def is_done(self, name: str) -> bool:
+        return self._finished or self._event(name).is_set()
+
+    async def wait(self, *names: str) -> None:
+        """Until each named source is read (data or gap)."""
+        for n in names:
+            await self._event(n).wait()
+
+    async def wait_all(self) -> None:
+        await self.wait(*SOURCES)
+
+    async def wait_for_assembly(self) -> None:
+        """Everything a snapshot is assembled from except the registration report (see :meth:`wait_rows`)."""
+        await self.wait(*(n for n in SOURCES if n != "registration"))
+        if not self._finished:
+            if self.directory is not None and "send_as" in self.data and not self._send_as_indexed:
+                self.send_as_by_id = index_send_as(self.data["send_as"], self.directory)
+                self._send_as_indexed = True
+            self.blocked = frozenset(self.data.get("blocked") or ())
+
+    async def wait_rows(self, name: str, keys: list[str]) -> None:
+        """Until every key has its row in a streamed source, or the source is finished (a user the report does not
+        list waits for the end). The per-account phase awaits only its own users' registration rows: the report's
+        5 requests / 10 s budget serves 500 rows/s, ahead of the sweep when its order follows the directory."""
+        kind = _KINDS[name][0]
+        while not self.is_done(name):
+            pulse = self._pulse.setdefault(name, asyncio.Event())
+            if self.rows is not None and all(self.rows.has(kind, k) for k in keys):
+                return
+            await pulse.wait()
+
+    def _progress(self, name: str) -> None:
+        ev = self._pulse.pop(name, None)
+        if ev is not None:
+            ev.set()
 
     def privileged_principals(self) -> tuple[PrivilegedPrincipal, ...] | None:
         """Non-user principals (service principals, groups) in privileged roles; None when roles were not read."""
@@ -56,50 +122,125 @@ class TenantSources:
         return tuple(PrivilegedPrincipal(**p) for p in privileged_principals(self.data["roles"]))
 
     def to_json(self) -> dict[str, Any]:
-        return {"data": self.data, "gaps": {k: v.model_dump() for k, v in self.gaps.items()}, "notes": self.notes}
+        data = {k: ({"$rows": k} if k in STREAMED and not isinstance(v, list | dict) else v)
+                for k, v in self.data.items()}
+        return {"data": data, "gaps": {k: v.model_dump() for k, v in self.gaps.items()}, "notes": self.notes}
 
     @classmethod
-    def from_json(cls, blob: dict[str, Any]) -> TenantSources:
-        return cls(data=dict(blob.get("data") or {}),
+    def from_json(cls, blob: dict[str, Any], rows: RowStore | None = None) -> TenantSources:
+        data = dict(blob.get("data") or {})
+        for k, v in list(data.items()):
+            if isinstance(v, dict) and set(v) == {"$rows"}:
+                if rows is None:
+                    raise ValueError("streamed tenant rows without a row store")
+                data[k] = _view(rows, k)
+        return cls(data=data, rows=rows,
                    gaps={k: NotCollected.model_validate(v) for k, v in (blob.get("gaps") or {}).items()},
                    notes=list(blob.get("notes") or [])).finish()
 
 
-async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True) -> TenantSources:
-    src = TenantSources()
+def _view(rows: RowStore, name: str) -> Any:
+    if name == "mailboxes":
+        return MAILBOXES_STREAMED
+    if name == "cas":
+        return RowIndex(rows, "casn", "casr")
+    return RowMap(rows, "reg")
+
+
+MAILBOXES_STREAMED = "streamed"  # data["mailboxes"] marker: the directory is a StoredMailboxDirectory
+
+
+async def _stream_mailboxes(ex: ExchangeApi, rows: RowStore) -> str:
+    seq = 0
+    async for page in ex.iter_invoke("Get-Mailbox", exo.UNLIMITED):
+        StoredMailboxDirectory.add_page(rows, [exo._mailbox_row(r) for r in page], seq)
+        seq += 1
+        await asyncio.sleep(0)
+    return MAILBOXES_STREAMED
+
+
+async def _stream_cas(ex: ExchangeApi, rows: RowStore) -> RowIndex:
+    seq = 0
+    async for page in ex.iter_invoke("Get-CASMailbox", exo.UNLIMITED):
+        recs, names = [], []
+        for i, r in enumerate(page):
+            row = exo._cas_row(r)
+            key = f"{seq}.{i}"
+            recs.append((key, row))
+            names.extend((k, key) for k in ([row["id"]] if row["id"] else []) + row["keys"])
+        rows.put("casr", recs)
+        rows.put("casn", names)
+        seq += 1
+    return RowIndex(rows, "casn", "casr")
+
+
+async def _stream_registration(g: GraphApi, rows: RowStore, src: TenantSources) -> RowMap:
+    async for page in g.iter_pages("/reports/authenticationMethods/userRegistrationDetails", scope="reports"):
+        rows.put("reg", compact_registration(page).items())
+        src._progress("registration")
+    return RowMap(rows, "reg")
+
+
+async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, rows: RowStore | None = None,
+                              src: TenantSources | None = None) -> TenantSources:
+    """Read every tenant-wide source concurrently. With ``rows`` the large ones are streamed into the scan database;
+    pass ``src`` to watch progress (``src.wait``/``wait_rows``) while this runs in a task."""
+    src = src if src is not None else TenantSources(rows=rows)
+    src.rows = rows
+    if rows is not None:
+        rows.clear(k for name in STREAMED for k in _KINDS[name])
 
     async def run(name: str, coro: Any, service: str) -> None:
         try:
             result = await coro
         except ApiError as err:
             src.gaps[name] = gap(err, SOURCES[name], service=service)
-            return
-        if name == "roles":
-            by_principal, notes = result
-            src.data[name] = by_principal
-            src.notes.extend(notes)
-        elif name == "grants":
-            by_principal, all_principals, notes = result
-            src.data[name] = {"by_principal": by_principal, "all_principals": all_principals}
-            src.notes.extend(notes)
-        elif name == "mailboxes":
-            src.data[name] = result.rows
         else:
-            src.data[name] = result
+            if name == "roles":
+                by_principal, notes = result
+                src.data[name] = by_principal
+                src.notes.extend(notes)
+            elif name == "grants":
+                by_principal, all_principals, notes = result
+                src.data[name] = {"by_principal": by_principal, "all_principals": all_principals}
+                src.notes.extend(notes)
+            elif name == "mailboxes":
+                src.data[name] = result if isinstance(result, str) else result.rows
+            else:
+                src.data[name] = result
+        finally:
+            if name != "mailboxes":  # set by mailboxes_then_directory once the directory is built
+                src._event(name).set()
+                src._progress(name)
+
+    async def mailboxes_then_directory(coro: Any) -> None:
+        # The directory (and the SendAs index, which needs it) is what per-account work waits for first.
+        try:
+            await run("mailboxes", coro, "exchange")
+            if "mailboxes" in src.data:
+                m = src.data["mailboxes"]
+                src.directory = exo.MailboxDirectory.from_rows(m) if isinstance(m, list) else \
+                    StoredMailboxDirectory(rows)  # type: ignore[arg-type]
+        finally:
+            src._event("mailboxes").set()
 
     g, x = conn.graph, conn.exchange
+    streamed = rows is not None
     jobs = [
         run("domains", read_domains(g), "graph"),
-        run("registration", read_registration(g), "graph"),
+        run("registration", _stream_registration(g, rows, src) if streamed else read_registration(g), "graph"),
         run("roles", read_roles(g), "graph"),
         run("grants", read_grants(g), "graph"),
     ]
     if need_exchange:
         jobs += [
-            run("mailboxes", exo.read_mailboxes(x), "exchange"),
-            run("cas", exo.read_cas(x), "exchange"),
+            mailboxes_then_directory(_stream_mailboxes(x, rows) if streamed else exo.read_mailboxes(x)),
+            run("cas", _stream_cas(x, rows) if streamed else exo.read_cas(x), "exchange"),
             run("send_as", read_send_as(x), "exchange"),
             run("blocked", exo.read_blocked_senders(x), "exchange"),
         ]
+    else:
+        for name in ("mailboxes", "cas", "send_as", "blocked"):
+            src._event(name).set()
     await asyncio.gather(*jobs)
     return src.finish()
