@@ -133,10 +133,33 @@ def _summary(result: Any, *, out: Path | None) -> None:
         click.echo("suspicious accounts (a human should look):")
         for upn in result.suspicious:
             click.echo(f"  - {_printable(upn)}")
+    tenant_wide = _tenant_wide_findings(result)
+    if tenant_wide:
+        click.echo("tenant-wide findings (apps and other non-user principals):")
+        for who, title, severity in tenant_wide:
+            click.echo(f"  - [{SEVERITIES[severity]}] {_printable(who)}: {_printable(title)}")
     if result.errors:
         click.echo(f"coverage gaps: {len(result.errors)} (listed in the outputs)")
     if out is not None and result.outputs:
         click.echo(f"outputs: {out / 'report.html'}, {out / 'findings.json'}, {out / 'findings.csv'}")
+
+
+def _tenant_wide_findings(result: Any) -> list[tuple[str, str, int]]:
+    """Active findings about non-user principals (pseudo-accounts with no verdict row), most severe first."""
+    db = getattr(result, "database", None)
+    if not db:
+        return []
+    from scanner.store import Store, StoreError
+
+    try:
+        with Store(db) as store:
+            rows = store.db.execute(
+                "select upn, title, severity from findings f where scan_id = ? and status = 'active' "
+                "and suppressed is null and not exists (select 1 from accounts a where a.scan_id = f.scan_id "
+                "and a.upn = f.upn) order by severity desc, upn", [result.scan_id]).fetchall()
+    except StoreError:
+        return []
+    return [(str(u), str(t), int(sv)) for u, t, sv in rows]
 
 
 def _printable(text: str) -> str:

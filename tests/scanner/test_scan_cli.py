@@ -62,6 +62,9 @@ def test_demo_then_scan_of_a_separately_served_simulator_give_the_same_findings(
     compromised = sorted(u for u, lab in tenant.labels.items() if lab["label"] == "compromised")
     named = [u for u in compromised if f"  - {u}" in out]
     assert len(named) >= len(compromised) * 3 // 4, (named, compromised)
+    # Tenant-wide findings (no account row) are named too: the planted third-party app in a privileged role.
+    assert "tenant-wide findings" in out and "Mail Sync Connector" in out, out
+    assert "Microsoft Defender for Cloud Apps" not in out
     demo = json.loads((tmp_path / "demo" / "findings.json").read_text("utf-8"))
     assert demo["scan"]["accounts_scanned"] == 60 and len(demo["accounts"]) == 60
     assert (tmp_path / "demo" / "report.html").is_file() and (tmp_path / "demo" / "findings.csv").is_file()
