@@ -224,7 +224,8 @@ async def _collect(cfg: Config, store: Store, scan_id: str, conn: Any, *, resume
     initial = dom.get("initial") or next((d for d in sorted(domains) if d.endswith(".onmicrosoft.com")), None)
     return TenantInfo(tenant_id=cfg.tenant.tenant_id, domains=tuple(sorted(domains)), initial_domain=initial,
                       default_domain=dom.get("default"), display_name=dom.get("display_name") or cfg.tenant.name,
-                      all_principals_grants=all_p, privileged_principals=sources.privileged_principals())
+                      all_principals_grants=all_p, all_principals_grants_read="grants" not in sources.gaps,
+                      privileged_principals=sources.privileged_principals())
 
 
 async def _abort_users(err: ApiError, tasks: set[asyncio.Task[None]]) -> None:

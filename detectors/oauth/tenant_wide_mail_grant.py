@@ -72,8 +72,9 @@ def detect_tenant(tenant: TenantInfo, facts: TenantFacts, ctx: ScanContext) -> I
         raise NotCollectedError("oauth_grants", NotCollected(reason="OAuth consent grants were not read in this scan"))
     before: set[str] | None = None
     prev = ctx.previous_tenant
-    if not ctx.first_scan and prev is not None and prev.all_principals_grants_read is not False:
-        # A previous scan that could not read the grants gives no baseline: nothing is "new" against it.
+    # A previous scan that could not read the grants gives no baseline: nothing is "new" against it (standing).
+    no_baseline = not ctx.first_scan and prev is not None and prev.all_principals_grants_read is False
+    if not ctx.first_scan and prev is not None and not no_baseline:
         before = {g.id for g in prev.all_principals_grants}
     candidates = {upn: list(roles) for upn, roles in sorted(facts.consent_admins_new_method.items())}
     for g in _relevant(tenant.all_principals_grants):
@@ -92,7 +93,7 @@ def detect_tenant(tenant: TenantInfo, facts: TenantFacts, ctx: ScanContext) -> I
             ev["escalation"] = ("new since the last scan while an admin able to grant tenant-wide consent registered "
                                 "a new authentication method in the same window (detections.md §E2 with §C1)")
         f = make_tenant_finding(META, label, evidence=ev, artefact=f"grant:{g.id}", severity=sev, score=score,
-                                new_since_last_scan=new if before is not None else None)
+                                new_since_last_scan=new if before is not None else (False if no_baseline else None))
         entry = app_allowed(ctx.allowlist, g, ctx.now)
         if entry is not None:
             f = dataclasses.replace(suppressed(f, f"allowlist: app {entry.value}" + (

@@ -59,3 +59,19 @@ async def test_planted_service_principal_and_tenant_wide_grants(make_sim_env: An
     assert new["evidence"]["granting_admin"] is None
     old = [f for f in findings2 if f["detector"] == "oauth.tenant_wide_mail_grant" and f["evidence"]["app"] != "Mail Sync Pro"]
     assert len(old) == 2 and not any(f["new_since_last_scan"] for f in old)
+
+
+async def test_grants_unreadable_last_night_are_not_new_tonight(make_sim_env: Any) -> None:
+    env = make_sim_env(users=60, seed=7, scenarios=True)
+    # Night 1: the grants source fails for good (503 on every try) — a coverage gap, never "no grants".
+    env.tenant.faults.add(r"oauth2PermissionGrants", kind="status", status=503, times=10_000)
+    r1 = await run_scan(env.cfg, **env.kwargs)
+    assert any(e["collector"] == "oauth_grants" for e in r1.errors), r1.errors
+    env.tenant.faults.clear()
+    r2 = await run_scan(env.cfg, **env.kwargs)
+    findings2, _ = _rows(env, r2.scan_id)
+    grants = [f for f in findings2 if f["detector"] == "oauth.tenant_wide_mail_grant"]
+    assert sorted(f["evidence"]["app"] for f in grants) == ["Office Document Viewer", "Veeam Backup for Microsoft 365"]
+    # Night 1 gave no baseline, so nothing is escalated as "new since the last scan".
+    assert not any(f["new_since_last_scan"] for f in grants)
+    assert all(f["severity"] != "critical" for f in grants)
