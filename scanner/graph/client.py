@@ -611,7 +611,13 @@ class ExchangeApi:
         stats: Stats | None = None,
         gate: ScopeGate | None = None,
         page_size: int = 1000,
+        lean: Any = None,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
     ) -> None:
+        # ``lean`` (a scanner.graph.lean_transport.LeanTransport): POST straight through it, skipping httpx's client
+        # layer (cookies, redirects, auth flows, URL merging) — the Exchange cmdlets are the sweep's most numerous
+        # requests and need none of it. Otherwise:
         # Several small connection pools instead of one big one: httpcore checks every pooled connection on every
         # request (has_expired → a getpeername() syscall each), so CPU per request grows with the pool size
         # (sdk-notes.md: keep ~8-16 in flight per client). Each request goes to the least busy client.
@@ -622,6 +628,8 @@ class ExchangeApi:
         self.tenant_id = tenant_id
         self.token_provider = token_provider  # async () -> str
         self.page_size = page_size
+        self.lean = lean
+        self.timeout, self.connect_timeout = timeout, connect_timeout
         self.stats = stats or Stats()
         self.gate = gate or ScopeGate()
         self._sender = _Sender(service="exchange", max_in_flight=max_in_flight, max_retries=max_retries,
@@ -641,6 +649,8 @@ class ExchangeApi:
             "X-AnchorMailbox": f"APP:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{self.tenant_id}",
             "Prefer": f"odata.maxpagesize={self.page_size}",
         }
+        if self.lean is not None:
+            return await self._post_lean(url, token, body)
         k = min(range(len(self.clients)), key=self._busy.__getitem__)
         client = self.clients[k]
         self._busy[k] += 1
@@ -650,6 +660,20 @@ class ExchangeApi:
             return await self._read(await client.send(req, stream=True))
         finally:
             self._busy[k] -= 1
+
+    async def _post_lean(self, url: str, token: str, body: dict[str, Any]) -> Response:
+        from scanner.graph.lean_transport import decode_body
+
+        headers = [(b"Authorization", f"Bearer {token}".encode()), (b"Content-Type", b"application/json"),
+                   (b"Accept", b"application/json"),
+                   (b"X-AnchorMailbox",
+                    f"APP:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{self.tenant_id}".encode()),
+                   (b"Prefer", f"odata.maxpagesize={self.page_size}".encode())]
+        status, hdrs, content = await self.lean.post(
+            httpx.URL(url), headers, orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
+            timeout=self.timeout, connect_timeout=self.connect_timeout)
+        # 403: the raw bytes (an unknown cmdlet's NUL byte declared as gzip, graph-api.md §3.2), as in _read
+        return Response(status, hdrs, content if status == 403 else decode_body(hdrs, content))
 
     async def _read(self, raw: httpx.Response) -> Response:
         try:

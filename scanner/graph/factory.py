@@ -22,6 +22,7 @@ import httpx
 
 from scanner.config import Config, ConfigError
 from scanner.graph.client import ExchangeApi, GraphApi, ScopeGate, Stats
+from scanner.graph.lean_transport import LeanTransport
 
 GRAPH_TOKEN_ENV = "M365SWEEP_GRAPH_TOKEN"  # noqa: S105 - env var names, not secrets
 EXCHANGE_TOKEN_ENV = "M365SWEEP_EXCHANGE_TOKEN"  # noqa: S105
@@ -217,16 +218,23 @@ def connect(
                      stats=stats, gate=gate)
     # Exchange carries two cmdlets per mailbox, the most requests of the sweep: its own clients (a Graph token must
     # never reach Exchange), as many in flight as Graph, spread over pools of 4 connections (ExchangeApi docstring).
-    ex_pools = max(1, math.ceil(in_flight / 4))
-    ex_limits = httpx.Limits(max_connections=math.ceil(in_flight / ex_pools),
-                             max_keepalive_connections=math.ceil(in_flight / ex_pools))
-    ex_https = [httpx.AsyncClient(transport=transport, limits=ex_limits,
-                                  timeout=httpx.Timeout(req_timeout or 300.0, connect=min(30.0, req_timeout or 30.0)))
-                for _ in range(ex_pools)]
+    ex_timeout = httpx.Timeout(req_timeout or 300.0, connect=min(30.0, req_timeout or 30.0))
+    lean = None
+    if transport is None:
+        # Over the network: the lean keep-alive transport (lean_transport docstring: httpcore's per-request work
+        # and httpx's client layer were most of the sweep's client CPU for these two-per-mailbox requests).
+        lean = LeanTransport(max_connections=in_flight)
+        ex_https = [httpx.AsyncClient(transport=lean, timeout=ex_timeout)]  # closes the transport's connections
+    else:
+        ex_pools = max(1, math.ceil(in_flight / 4))
+        ex_limits = httpx.Limits(max_connections=math.ceil(in_flight / ex_pools),
+                                 max_keepalive_connections=math.ceil(in_flight / ex_pools))
+        ex_https = [httpx.AsyncClient(transport=transport, limits=ex_limits, timeout=ex_timeout)
+                    for _ in range(ex_pools)]
     ex_tokens = _ExchangeTokens(cred, cfg.exchange_url)
     exchange = ExchangeApi(ex_https, cfg.exchange_url, cfg.tenant.tenant_id, ex_tokens,
                            max_in_flight=in_flight, max_retries=cfg.scan.max_retries, stats=stats,
-                           gate=gate)
+                           gate=gate, lean=lean, timeout=ex_timeout.read, connect_timeout=ex_timeout.connect)
     conn = Connection(graph=graph, exchange=exchange, credential=cred, stats=stats, tenant_id=cfg.tenant.tenant_id,
                       graph_url=graph_url, exchange_url=cfg.exchange_url)
     conn._closers.extend([http.aclose, *(c.aclose for c in ex_https)])
