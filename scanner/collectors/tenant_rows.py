@@ -2,9 +2,9 @@
 held in memory: at 100,000 mailboxes the in-memory directory + name indexes were most of the scan's RSS, and the one
 JSON blob in ``tenant_data`` had to be built (and read back on ``--resume``) whole.
 
-One scratch table, ``scan_rows(scan_id, kind, key, row)``, primary key (scan_id, kind, key): point lookups per
-account (a chunk's 20 users) cost a few microseconds each. Rows are kept until the scan finishes (``--resume`` reuses
-them) and then dropped (:meth:`RowStore.drop_scan`). First write wins per key (``INSERT OR IGNORE``), which is the
+One scratch table per scan, ``scan_rows_<scan id>(kind, key, row)`` with a unique (kind, key) index: point lookups
+per account (a chunk's 20 users) cost a few microseconds each. Rows are kept until the scan finishes (``--resume``
+reuses them) and then dropped (:meth:`RowStore.drop_scan`). First write wins per key (``INSERT OR IGNORE``), which is the
 ``dict.setdefault`` semantics of the in-memory indexes they replace.
 """
 
@@ -18,54 +18,60 @@ import orjson
 
 from scanner.collectors._util import parse_recipient
 
-_SCHEMA = """create table if not exists scan_rows (
-    scan_id text not null, kind text not null, key text not null, row blob not null,
-    primary key (scan_id, kind, key)) without rowid"""
+_KIND_IDS = {"mbx": 1, "mbn": 2, "casr": 3, "casn": 4, "reg": 5}
+REF_KINDS = frozenset({"mbn", "casn"})  # name indexes: the value is a row key (text), not JSON
 
 
 class RowStore:
+    """One table per scan (``scan_rows_<scan id>``): dropping it when the scan ends is instant, where deleting a
+    million rows from a shared table is not; a rowid table with a unique (kind, key) index inserts ~2x faster than a
+    WITHOUT ROWID table keyed by (scan id, kind, key)."""
+
     def __init__(self, conn: sqlite3.Connection, scan_id: str) -> None:
         self.conn = conn
         self.scan_id = scan_id
-        conn.execute(_SCHEMA)
+        self.table = "scan_rows_" + "".join(ch for ch in scan_id if ch.isalnum())
+        conn.execute(f"create table if not exists {self.table} (kind integer not null, key text not null, row blob)")
+        conn.execute(f"create unique index if not exists {self.table}_k on {self.table} (kind, key)")
+        t = self.table
+        self._get = f"select row from {t} where kind = ? and key = ?"  # noqa: S608 - table name from alnum chars
+        self._put = f"insert or ignore into {t} (kind, key, row) values (?, ?, ?)"  # noqa: S608
 
     def clear(self, kinds: Iterable[str]) -> None:
         with self.conn:
             for k in kinds:
-                self.conn.execute("delete from scan_rows where scan_id = ? and kind = ?", (self.scan_id, k))
+                self.conn.execute(f"delete from {self.table} where kind = ?", (_KIND_IDS[k],))  # noqa: S608
 
     def drop_scan(self) -> None:
         with self.conn:
-            self.conn.execute("delete from scan_rows where scan_id = ?", (self.scan_id,))
+            self.conn.execute(f"drop table if exists {self.table}")
 
     def put(self, kind: str, items: Iterable[tuple[str, Any]]) -> None:
-        sid = self.scan_id
+        kid = _KIND_IDS[kind]
+        if kind in REF_KINDS:
+            rows = [(kid, k, v) for k, v in items]
+        else:
+            rows = [(kid, k, orjson.dumps(v)) for k, v in items]
         with self.conn:
-            self.conn.executemany("insert or ignore into scan_rows (scan_id, kind, key, row) values (?, ?, ?, ?)",
-                                  ((sid, kind, k, orjson.dumps(v)) for k, v in items))
+            self.conn.executemany(self._put, rows)
 
     def get(self, kind: str, key: str) -> Any:
-        r = self.conn.execute("select row from scan_rows where scan_id = ? and kind = ? and key = ?",
-                              (self.scan_id, kind, key)).fetchone()
-        return orjson.loads(r[0]) if r is not None else None
+        r = self.conn.execute(self._get, (_KIND_IDS[kind], key)).fetchone()
+        if r is None:
+            return None
+        return r[0] if kind in REF_KINDS else orjson.loads(r[0])
 
     def has(self, kind: str, key: str) -> bool:
-        return self.conn.execute("select 1 from scan_rows where scan_id = ? and kind = ? and key = ?",
-                                 (self.scan_id, kind, key)).fetchone() is not None
+        return self.conn.execute(self._get, (_KIND_IDS[kind], key)).fetchone() is not None
 
     def count(self, kind: str) -> int:
-        return self.conn.execute("select count(*) from scan_rows where scan_id = ? and kind = ?",
-                                 (self.scan_id, kind)).fetchone()[0]
+        return self.conn.execute(f"select count(*) from {self.table} where kind = ?",  # noqa: S608
+                                 (_KIND_IDS[kind],)).fetchone()[0]
 
     def keys(self, kind: str) -> Iterator[str]:
-        for (k,) in self.conn.execute("select key from scan_rows where scan_id = ? and kind = ?",
-                                      (self.scan_id, kind)):
+        for (k,) in self.conn.execute(f"select key from {self.table} where kind = ?",  # noqa: S608
+                                      (_KIND_IDS[kind],)):
             yield k
-
-    def values(self, kind: str) -> Iterator[Any]:
-        for (r,) in self.conn.execute("select row from scan_rows where scan_id = ? and kind = ?",
-                                      (self.scan_id, kind)):
-            yield orjson.loads(r)
 
 
 class RowMap(Mapping[str, Any]):
