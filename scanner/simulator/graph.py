@@ -661,7 +661,6 @@ def message_json(t: Tenant, u: User, k: int, when: datetime, folder: Folder, sel
 def list_messages(t: Tenant, req: Req, u: User, folder: Folder | None, count_only: bool = False):
     need(req, "GET users/{id}/messages")
     require_mailbox(u)
-    times = t.sent_times(u) if folder is not None and folder.well_known == "sentitems" else []
     flt = req.query.get("$filter")
     order = req.query.get("$orderby")
     lo = hi = None
@@ -679,6 +678,9 @@ def list_messages(t: Tenant, req: Req, u: User, folder: Folder | None, count_onl
                 lo = (v, op)
             else:
                 hi = (v, op)
+    # only timestamps >= the filter's lower bound are looked at (sent_times: same positions for those)
+    since = lo[0] if lo and not hi and (not order or order.split()[0].lower() == "sentdatetime") else None
+    times = t.sent_times(u, since) if folder is not None and folder.well_known == "sentitems" else []
     if order:
         oprop = order.split()[0]
         if flt and not flt.strip().lower().startswith(oprop.lower()):

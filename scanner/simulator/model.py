@@ -708,23 +708,32 @@ class Tenant:
                                                "InheritanceType": "None"})
         return u._recipient_perms
 
-    def sent_times(self, u: User) -> list[datetime]:
-        """Sent-item timestamps, newest first (14 days of history)."""
-        if u._sent is None:
-            u._sent = []
-            if u.mailbox is not None:
-                rng = self._rng(u, 71)
-                now = self.generated_at
-                for d in range(14):
-                    n = u.mailbox.sent_last_24h if d == 0 and u.mailbox.sent_last_24h is not None else \
-                        max(0, int(u.mailbox.sent_per_day * rng.uniform(0.5, 1.5)))
-                    if n <= 0:
-                        continue
-                    step = 86400 / n
-                    for k in range(n):
-                        u._sent.append(now - timedelta(days=d, seconds=int(k * step + rng.random() * step * 0.8) + 30))
-                u._sent.sort(reverse=True)
-        return u._sent
+    def sent_times(self, u: User, since: datetime | None = None) -> list[datetime]:
+        """Sent-item timestamps, newest first (14 days of history).
+
+        ``since``: the caller only looks at timestamps >= since (a ``sentDateTime ge`` filter). Days whose newest
+        possible timestamp is older are not generated (the same RNG sequence, stopped early), so the list's prefix of
+        timestamps >= since — and their positions — equal the full list's; the rest may differ. Not cached."""
+        if u._sent is not None:
+            return u._sent
+        out: list[datetime] = []
+        if u.mailbox is not None:
+            rng = self._rng(u, 71)
+            now = self.generated_at
+            for d in range(14):
+                if since is not None and now - timedelta(days=d, seconds=30) < since:
+                    break  # every timestamp of day d and later is older than ``since``
+                n = u.mailbox.sent_last_24h if d == 0 and u.mailbox.sent_last_24h is not None else \
+                    max(0, int(u.mailbox.sent_per_day * rng.uniform(0.5, 1.5)))
+                if n <= 0:
+                    continue
+                step = 86400 / n
+                base = now - timedelta(days=d, seconds=30)
+                out.extend(base - timedelta(seconds=int(k * step + rng.random() * step * 0.8)) for k in range(n))
+            out.sort(reverse=True)
+        if since is None:
+            u._sent = out
+        return out
 
     # ------------------------------------------------------------------ grants
     def _bg_grant_app(self, i: int) -> str | None:
