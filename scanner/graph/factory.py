@@ -180,6 +180,12 @@ class _ExchangeTokens(TokenSource):
         return await super().__call__(force)
 
 
+def _proxy_configured() -> bool:
+    # The lean transport speaks to hosts directly; behind a proxy keep httpx, which honours HTTP(S)_PROXY.
+    return any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                                            "all_proxy"))
+
+
 def connect(
     cfg: Config,
     *,
@@ -220,9 +226,10 @@ def connect(
     # never reach Exchange), as many in flight as Graph, spread over pools of 4 connections (ExchangeApi docstring).
     ex_timeout = httpx.Timeout(req_timeout or 300.0, connect=min(30.0, req_timeout or 30.0))
     lean = None
-    if transport is None:
-        # Over the network: the lean keep-alive transport (lean_transport docstring: httpcore's per-request work
-        # and httpx's client layer were most of the sweep's client CPU for these two-per-mailbox requests).
+    if transport is None and cfg.scan.fast_exchange_transport and not _proxy_configured():
+        # Over the network, when asked for ([scan] fast_exchange_transport): the lean keep-alive transport
+        # (lean_transport docstring: httpcore's per-request work and httpx's client layer were most of the sweep's
+        # client CPU for these two-per-mailbox requests).
         lean = LeanTransport(max_connections=in_flight)
         ex_https = [httpx.AsyncClient(transport=lean, timeout=ex_timeout)]  # closes the transport's connections
     else:

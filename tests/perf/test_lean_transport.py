@@ -24,13 +24,15 @@ def _keys(db: Path, scan_id: str) -> set[tuple[str, str, str]]:
         return {(f["account"].lower(), f["detector"], f["severity"]) for f in store.findings(scan_id)}
 
 
-def _served_config(srv: Any, tmp_path: Path) -> Any:
+def _served_config(srv: Any, tmp_path: Path, fast: bool = True) -> Any:
     return parse_config({"tenant": {"tenant_id": srv.tenant_id}, "auth": {"method": "access_token"},
                          "endpoints": {"graph": srv.graph_url, "exchange": srv.exchange_url},
+                         "scan": {"fast_exchange_transport": fast},
                          "storage": {"database": str(tmp_path / "served.db")}}, tmp_path / "m365sweep.toml")
 
 
-async def test_served_scan_with_faults_finds_what_the_in_process_scan_finds(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-exchange-transport", "httpx-default"])
+async def test_served_scan_with_faults_finds_what_the_in_process_scan_finds(tmp_path: Path, fast: bool) -> None:
     from scanner.simulator import SimulatorServer, generate_tenant
 
     tenant = generate_tenant(users=40, seed=23, scenarios=True)
@@ -39,7 +41,7 @@ async def test_served_scan_with_faults_finds_what_the_in_process_scan_finds(tmp_
 
     app = _create_app(tenant, fault_rate=0.05, seed=3)
     with SimulatorServer(app, port=0) as srv:
-        cfg = _served_config(srv, tmp_path)
+        cfg = _served_config(srv, tmp_path, fast)
         cred = StaticTokenCredential(graph=srv.graph_token, exchange=srv.exchange_token)
         served = await run_scan(cfg, credential=cred)
     assert served.stats["retries"] > 0, "faults were injected and retried"
