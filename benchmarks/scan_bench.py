@@ -125,8 +125,12 @@ async def script_style(info: dict[str, str], db: Path, sample: int) -> tuple[int
     since = datetime.now(UTC) - timedelta(hours=24)
     n = 0
     try:
-        users = (await conn.graph.get_json("/users", params={"$select": ",".join(USER_SELECT), "$top": sample}))
-        users = users["value"][:sample]
+        users = []  # Graph pages /users by at most 999
+        async for page in conn.graph.iter_pages("/users", params={"$select": ",".join(USER_SELECT), "$top": 999}):
+            users.extend(page)
+            if len(users) >= sample:
+                break
+        users = users[:sample]
         t0 = time.monotonic()
         for u in users:
             uid, upn = u["id"], u["userPrincipalName"]
@@ -231,6 +235,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--fast-exchange-transport", action="store_true",
                     help="[scan] fast_exchange_transport = true (the lean Exchange transport; opt-in)")
+    ap.add_argument("--script-only", action="store_true", help="only the per-mailbox-script sample, extrapolated")
     ap.add_argument("--request-cpu", action="store_true",
                     help="only measure the client CPU of the request path (a $batch sub-request, a cmdlet)")
     args = ap.parse_args()
@@ -238,6 +243,18 @@ def main() -> None:
     FAST_EXCHANGE = args.fast_exchange_transport
     if args.request_cpu:
         request_cpu()
+        return
+    if args.script_only:
+        proc, info = start_simulator(args.users, args.latency_ms, not args.no_throttle, args.seed)
+        try:
+            with tempfile.TemporaryDirectory() as tmpdir:
+                sn, ssec, sreq = asyncio.run(script_style(info, Path(tmpdir) / "script.db", args.script_sample))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+        per = ssec / max(sn, 1)
+        print(f"script-style sample   {sn} mailboxes in {ssec:.1f}s ({per * 1000:.0f} ms/mailbox, {sreq} requests)")
+        print(f"script extrapolated   {per * args.users:.0f}s for {args.users} mailboxes")
         return
 
     import psutil
