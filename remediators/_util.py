@@ -11,29 +11,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-
-def as_bool(value: Any) -> bool | None:
-    """Exchange returns some booleans as strings ("False"), graph-api.md §3.2."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "$true"):
-        return True
-    if text in ("false", "0", "no", "$false", ""):
-        return False
-    return None
-
-
-def as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, list | tuple):
-        return [v for v in value if v is not None and v != ""]
-    if isinstance(value, str) and not value.strip():
-        return []
-    return [value]
+# Exchange's loosely typed values (string booleans, single values for lists) are read the same way as the scanner's.
+from scanner.collectors._util import as_bool, as_list  # noqa: F401 - re-exported for the steps
 
 
 def strip_smtp(value: Any) -> str | None:
