@@ -117,24 +117,6 @@ def cas_for(cas: dict[str, dict[str, Any]], user_id: str, mailbox: dict[str, Any
     return None
 
 
-async def read_send_as(ex: ExchangeApi) -> list[dict[str, Any]]:
-    """Explicit, allowed, non-inherited SendAs grants tenant-wide (NT AUTHORITY\\SELF skipped)."""
-    out: list[dict[str, Any]] = []
-    params = {**UNLIMITED, "AccessRights": "SendAs"}
-    async for page in ex.iter_invoke("Get-RecipientPermission", params):
-        for r in page:
-            trustee = as_str(r.get("Trustee"))
-            rights = [str(x) for x in as_list(r.get("AccessRights"))]
-            if not trustee or trustee.upper().startswith("NT AUTHORITY\\"):
-                continue
-            if as_bool(r.get("IsInherited")) or (as_str(r.get("AccessControlType")) or "Allow").lower() == "deny":
-                continue
-            if rights and not any("sendas" in x.lower().replace(" ", "") for x in rights):
-                continue
-            out.append({"identity": as_str(r.get("Identity")), "trustee": trustee})
-    return out
-
-
 async def read_blocked_senders(ex: ExchangeApi) -> list[str]:
     """Restricted senders (users blocked after outbound spam), lower-case addresses."""
     out: list[str] = []
