@@ -37,24 +37,17 @@ def _mailbox_row(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@dataclass
-class MailboxDirectory:
-    """Every Exchange Online mailbox, indexed by Entra object id and by every name Exchange may print for it."""
+def row_names(row: dict[str, Any]) -> list[str]:
+    """Every name Exchange may print for a mailbox row (UPN, primary address, display name/alias, other addresses)."""
+    return [n for n in (row.get("upn"), row.get("primary"), *row.get("names", []), *row.get("addresses", [])) if n]
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
-    by_name: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    @classmethod
-    def from_rows(cls, rows: list[dict[str, Any]]) -> MailboxDirectory:
-        d = cls(rows=rows)
-        for row in rows:
-            if row["id"]:
-                d.by_id[row["id"]] = row
-            for key in (row.get("upn"), row.get("primary"), *row.get("names", []), *row.get("addresses", [])):
-                if key:
-                    d.by_name.setdefault(key.lower(), row)
-        return d
+class DirectoryLookups:
+    """Lookups shared by the in-memory and the SQLite-streamed mailbox directories: subclasses provide ``by_id``
+    (Entra object id → row) and ``by_name`` (lower-case name → row) mappings."""
+
+    by_id: Any
+    by_name: Any
 
     def for_user(self, user_id: str, upn: str) -> dict[str, Any] | None:
         return self.by_id.get(user_id.lower()) or self.by_name.get(upn.lower())
@@ -76,6 +69,26 @@ class MailboxDirectory:
             return None
         name, address = parse_recipient(identity)
         return self.by_name.get((address or name or "").lower())
+
+
+@dataclass
+class MailboxDirectory(DirectoryLookups):
+    """Every Exchange Online mailbox, indexed by Entra object id and by every name Exchange may print for it."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    by_id: dict[str, dict[str, Any]] = field(default_factory=dict)
+    by_name: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_rows(cls, rows: list[dict[str, Any]]) -> MailboxDirectory:
+        d = cls(rows=rows)
+        for row in rows:
+            if row["id"]:
+                d.by_id[row["id"]] = row
+            for key in row_names(row):
+                d.by_name.setdefault(key.lower(), row)
+        return d
+
 
 
 async def read_mailboxes(ex: ExchangeApi) -> MailboxDirectory:

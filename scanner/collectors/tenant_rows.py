@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from scanner.collectors._util import parse_recipient
+from scanner.collectors.exchange import DirectoryLookups, row_names
 
 _KIND_IDS = {"mbx": 1, "mbn": 2, "casr": 3, "casn": 4, "reg": 5}
 REF_KINDS = frozenset({"mbn", "casn"})  # name indexes: the value is a row key (text), not JSON
@@ -129,7 +129,7 @@ class RowIndex(Mapping[str, dict[str, Any]]):
         return self.rows.count(self.index)
 
 
-class StoredMailboxDirectory:
+class StoredMailboxDirectory(DirectoryLookups):
     """:class:`scanner.collectors.exchange.MailboxDirectory`'s interface over streamed rows."""
 
     def __init__(self, rows: RowStore) -> None:
@@ -144,28 +144,7 @@ class StoredMailboxDirectory:
         for i, row in enumerate(page):
             key = row["id"] or f"#{seq}.{i}"  # a mailbox without an Entra id is still found by its names
             mbx.append((key, row))
-            for n in (row.get("upn"), row.get("primary"), *row.get("names", []), *row.get("addresses", [])):
-                if n:
-                    names.append((n.lower(), key))
+            names.extend((n.lower(), key) for n in row_names(row))
         rows.put("mbx", mbx)
         rows.put("mbn", names)
 
-    def for_user(self, user_id: str, upn: str) -> dict[str, Any] | None:
-        return self.by_id.get(user_id.lower()) or self.by_name.get(upn.lower())
-
-    def resolve(self, identity: str | None) -> str | None:
-        name, address = parse_recipient(identity)
-        if address:
-            return address
-        if not name:
-            return None
-        row = self.by_name.get(name.lower())
-        if row is None:
-            return None
-        return row.get("primary") or row.get("upn")
-
-    def find(self, identity: str | None) -> dict[str, Any] | None:
-        if not identity:
-            return None
-        name, address = parse_recipient(identity)
-        return self.by_name.get((address or name or "").lower())
