@@ -259,3 +259,22 @@ def classify(address: str, tenant_domains: Iterable[str], allowlist: Allowlist |
     if is_freemail(dom):
         return DomainVerdict(addr, dom, "freemail")
     return DomainVerdict(addr, dom, "external")
+
+
+def mailbox_forward_addresses(fwd: object | None) -> list[str]:
+    """The normalised destinations of a mailbox's forwarding (ForwardingSmtpAddress, resolved ForwardingAddress)."""
+    if fwd is None:
+        return []
+    out: list[str] = []
+    for raw in (getattr(fwd, "forwarding_smtp_address", None), getattr(fwd, "forwarding_address_resolved", None)):
+        a = address_of(raw or "")
+        if a and a not in out:
+            out.append(a)
+    return out
+
+
+def external_mailbox_forwards(fwd: object | None, tenant_domains: Iterable[str], allowlist: Allowlist | None = None,
+                              now: datetime | None = None) -> list[DomainVerdict]:
+    """Mailbox forwarding destinations outside the tenant and not an allow-listed partner."""
+    verdicts = (classify(a, tenant_domains, allowlist, now) for a in mailbox_forward_addresses(fwd))
+    return [dv for dv in verdicts if dv.external and dv.domain_class != "partner"]

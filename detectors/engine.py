@@ -50,7 +50,7 @@ from detectors._common import (
     real_methods,
     suppressed,
 )
-from detectors._domains import address_of, classify
+from detectors._domains import address_of, classify, mailbox_forward_addresses
 from detectors._model import (
     AllowEntry,
     Allowlist,
@@ -254,12 +254,7 @@ class FactsBuilder:
         self.n += 1
         upn = acc.upn.lower()
         fwd = acc.get("forwarding")
-        addrs: list[str] = []
-        if fwd is not None:
-            for raw in (fwd.forwarding_smtp_address, fwd.forwarding_address_resolved):
-                a = address_of(raw or "")
-                if a:
-                    addrs.append(a)
+        addrs: list[str] = mailbox_forward_addresses(fwd)
         for r in acc.get("inbox_rules") or ():
             if not r.is_enabled:
                 continue

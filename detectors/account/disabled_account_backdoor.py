@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from detectors._common import method_label, new_methods
-from detectors._domains import address_of, classify
+from detectors._domains import external_mailbox_forwards
 from detectors._model import DetectorMeta, Finding, ScanContext, Severity, make_finding
 from detectors._rules import rules_of
 from scanner.snapshot import AccountSnapshot, NotCollectedError
@@ -44,14 +44,8 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
     if (account.user.mailbox_type or "").lower() in RESOURCE_MAILBOXES:
         return
     found: list[str] = []
-    fwd = account.get("forwarding")
-    if fwd is not None:
-        for raw in (fwd.forwarding_smtp_address, fwd.forwarding_address_resolved):
-            a = address_of(raw or "")
-            if a:
-                dv = classify(a, ctx.tenant.domains, ctx.allowlist, ctx.now)
-                if dv.external and dv.domain_class != "partner":
-                    found.append(f"mailbox forward to {a}")
+    for dv in external_mailbox_forwards(account.get("forwarding"), ctx.tenant.domains, ctx.allowlist, ctx.now):
+        found.append(f"mailbox forward to {dv.address}")
     prev_rule_ids = None
     if ctx.previous is not None and (pr := ctx.previous.get("inbox_rules")) is not None:
         prev_rule_ids = {r.id for r in pr}

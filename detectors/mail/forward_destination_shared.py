@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from detectors._common import suppressed
-from detectors._domains import address_of, classify
+from detectors._domains import classify, mailbox_forward_addresses
 from detectors._model import DetectorMeta, Finding, ScanContext, Severity, make_finding
 from detectors._rules import FORWARD_ACTIONS, recipients
 from scanner.snapshot import AccountSnapshot, NotCollectedError
@@ -34,12 +34,7 @@ def _destinations(account: AccountSnapshot) -> set[str]:
     rules = account.get("inbox_rules")
     if fwd is None and rules is None:
         account.require("forwarding")  # raises: neither source was read
-    out: set[str] = set()
-    if fwd is not None:
-        for raw in (fwd.forwarding_smtp_address, fwd.forwarding_address_resolved):
-            a = address_of(raw or "")
-            if a:
-                out.add(a)
+    out: set[str] = set(mailbox_forward_addresses(fwd))
     for r in rules or ():
         if r.is_enabled:
             for key in FORWARD_ACTIONS:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from detectors._common import privileged_roles, role_label
-from detectors._domains import address_of, classify
+from detectors._domains import external_mailbox_forwards
 from detectors._model import DetectorMeta, Finding, ScanContext, Severity, make_finding
 from detectors._rules import rules_of
 from detectors.oauth._apps import is_microsoft_app, mail_scopes
@@ -36,14 +36,8 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
     if not roles:
         return
     found: list[str] = []
-    fwd = account.get("forwarding")
-    if fwd is not None:
-        for raw in (fwd.forwarding_smtp_address, fwd.forwarding_address_resolved):
-            a = address_of(raw or "")
-            if a:
-                dv = classify(a, ctx.tenant.domains, ctx.allowlist, ctx.now)
-                if dv.external and dv.domain_class != "partner":
-                    found.append(f"mailbox forward to {a} ({dv.domain_class})")
+    for dv in external_mailbox_forwards(account.get("forwarding"), ctx.tenant.domains, ctx.allowlist, ctx.now):
+        found.append(f"mailbox forward to {dv.address} ({dv.domain_class})")
     try:
         for rv in rules_of(account, ctx):
             if not rv.rule.is_enabled:
