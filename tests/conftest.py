@@ -7,6 +7,7 @@ credential can tell the two resources apart, exactly as it does against Microsof
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,3 +136,11 @@ def make_sim_env(tmp_path: Path) -> Callable[..., SimEnv]:
         return make_sim_config(tmp_path, t, app, roles=roles, **sections)
 
     return factory
+
+
+def served_sim_toml(srv: Any, db: Any, extra: str = "") -> str:
+    """A config for a simulator served on 127.0.0.1 (``SimulatorServer``) with ``auth.method = "access_token"``: the
+    tokens come from M365SWEEP_GRAPH_TOKEN / M365SWEEP_EXCHANGE_TOKEN. ``extra`` is appended (more TOML sections)."""
+    return (f'[tenant]\ntenant_id = "{srv.tenant_id}"\n[auth]\nmethod = "access_token"\n'
+            f'[endpoints]\ngraph = "{srv.graph_url}"\nexchange = "{srv.exchange_url}"\n'
+            f'[storage]\ndatabase = "{db}"\n') + textwrap.dedent(extra)

@@ -16,25 +16,14 @@ from typing import Any
 from scanner.simulator import SimOptions, SimulatorServer, create_app, generate_tenant
 from scanner.store import Store
 from scanner.sweep import run_scan_sync
-from tests.conftest import make_sim_config
+from tests.conftest import make_sim_config, served_sim_toml
 from tests.ops.recording import RecordingApp
 
 USERS = 100
 
 
 def toml(srv: Any, db: Path) -> str:
-    return f"""
-[tenant]
-tenant_id = "{srv.tenant_id}"
-name = "Resume test"
-[auth]
-method = "access_token"
-[endpoints]
-graph = "{srv.graph_url}"
-exchange = "{srv.exchange_url}"
-[storage]
-database = "{db}"
-[scan]
+    return served_sim_toml(srv, db) + """[scan]
 concurrency = 2  # chunks finish one after another, so the kill lands mid-scan (not after the last chunk)
 """
 

@@ -23,6 +23,7 @@ import pytest
 
 from scanner.simulator import SimOptions, SimulatorServer, create_app, generate_tenant
 from scanner.store import Store, StoreError
+from tests.conftest import served_sim_toml
 
 VICTIM = "megan.bowen@contoso.com"
 
@@ -35,19 +36,7 @@ def cli(*args: str) -> list[str]:
 
 
 def toml(srv: Any, db: Path, extra: str = "") -> str:
-    return textwrap.dedent(f"""
-        [tenant]
-        tenant_id = "{srv.tenant_id}"
-        [auth]
-        method = "access_token"
-        [endpoints]
-        graph = "{srv.graph_url}"
-        exchange = "{srv.exchange_url}"
-        [storage]
-        database = "{db}"
-        [scan]
-        max_retries = 2
-        """) + extra
+    return served_sim_toml(srv, db, "[scan]\nmax_retries = 2\n" + extra)
 
 
 def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from scanner.simulator import SimOptions, SimulatorServer, create_app, generate_tenant
+from tests.conftest import served_sim_toml
 
 CLIENT_SECRET = "Zq7~SENTINEL-client-secret-4f1c9e2a"  # noqa: S105 - a test sentinel, not a secret
 
@@ -59,16 +60,7 @@ def test_no_secret_in_any_artefact_of_a_scan_and_remediation(tmp_path: Path) -> 
         env = {**os.environ, "M365SWEEP_GRAPH_TOKEN": srv.graph_token, "M365SWEEP_EXCHANGE_TOKEN": srv.exchange_token,
                "M365SWEEP_CLIENT_SECRET": CLIENT_SECRET, "NO_COLOR": "1"}
         cfg = tmp_path / "c.toml"
-        cfg.write_text(textwrap.dedent(f"""
-            [tenant]
-            tenant_id = "{srv.tenant_id}"
-            [auth]
-            method = "access_token"
-            [endpoints]
-            graph = "{srv.graph_url}"
-            exchange = "{srv.exchange_url}"
-            [storage]
-            database = "{db}"
+        cfg.write_text(served_sim_toml(srv, db, f"""
             [logging]
             format = "json"
             level = "debug"

@@ -10,6 +10,7 @@ import pytest
 
 from scanner.cli import SEVERITIES, main
 from scanner.simulator import SimOptions, SimulatorServer, create_app, generate_tenant
+from tests.conftest import served_sim_toml
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -26,21 +27,12 @@ def write_config(path: Path, body: str) -> Path:
 
 
 def sim_toml(srv: Any, db: Path) -> str:
-    return f"""
-[tenant]
-tenant_id = "{srv.tenant_id}"
-[auth]
-method = "access_token"
-[endpoints]
-graph = "{srv.graph_url}"
-exchange = "{srv.exchange_url}"
-[storage]
-database = "{db}"
+    return served_sim_toml(srv, db, """
 [allowlist]
-forwarding_domains = [{{ value = "partner-accounting.com", reason = "outsourced bookkeeper (demo allow-list entry)" }}]
+forwarding_domains = [{ value = "partner-accounting.com", reason = "outsourced bookkeeper (demo allow-list entry)" }]
 [remediation]
 protected_accounts = ["breakglass@contoso.onmicrosoft.com"]
-"""
+""")
 
 
 def _findings(path: Path) -> set[tuple[str, str, str, str]]:
