@@ -238,7 +238,7 @@ def connect(
                                  max_keepalive_connections=math.ceil(in_flight / ex_pools))
         ex_https = [httpx.AsyncClient(transport=transport, limits=ex_limits, timeout=ex_timeout)
                     for _ in range(ex_pools)]
-    ex_tokens = TokenSource(cred, cfg.exchange_url)
+    ex_tokens = _ExchangeTokens(cred, cfg.exchange_url)
     exchange = ExchangeApi(ex_https, cfg.exchange_url, cfg.tenant.tenant_id, ex_tokens,
                            max_in_flight=in_flight, max_retries=cfg.scan.max_retries, stats=stats,
                            gate=gate, lean=lean, timeout=ex_timeout.read, connect_timeout=ex_timeout.connect)
