@@ -21,6 +21,7 @@ from .model import (
     Tenant,
     User,
     iso,
+    iso_precise,
 )
 from .permissions import REQUIRED
 
@@ -750,7 +751,7 @@ def delete_method(t: Tenant, req: Req, u: User, coll: str, mid: str):
                          "Cannot delete default method with other methods configured. Please change default method before deletion.")
     t.methods(u).remove(m)
     t.mark_dirty(u)
-    u.methods_updated_at = t.now()
+    t.registration_stamp(u)
     if u._default_method == mid:
         u._default_method = None
     t.log("DELETE", f"/users/{u.id}/authentication/{coll}/{mid}", u, detail={"type": m["@odata.type"]})
@@ -786,7 +787,7 @@ def registration_details(t: Tenant, req: Req):
              "systemPreferredAuthenticationMethods": ["push"] if "microsoftAuthenticatorPush" in reg else (["sms"] if reg else []),
              "userPreferredMethodForSecondaryAuthentication": "push" if "microsoftAuthenticatorPush" in reg else ("sms" if reg else "none"),
              # the record changes when the user's methods do (a new phone of a type already registered included)
-             "lastUpdatedDateTime": iso(max(t.generated_at, u.methods_updated_at or t.generated_at))}
+             "lastUpdatedDateTime": iso_precise(max(t.generated_at, u.methods_updated_at or t.generated_at))}
         if match_obj(d, clauses):
             items.append(d)
     nxt = i if i < t.user_count else None

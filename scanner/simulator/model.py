@@ -97,6 +97,13 @@ def iso(dt: datetime | None) -> str | None:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def iso_precise(dt: datetime | None) -> str | None:
+    """Graph's seven-digit fractional form (``2026-12-03T20:11:56.1234560Z``) for stamps that change within a second."""
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+
+
 def recipient(address: str, name: str | None = None) -> dict:
     return {"emailAddress": {"name": name if name is not None else address, "address": address}}
 
@@ -264,6 +271,15 @@ class Tenant:
     # ------------------------------------------------------------------ clock
     def now(self) -> datetime:
         return self._fixed_now if self._fixed_now else datetime.now(UTC).replace(microsecond=0)
+
+    def registration_stamp(self, u: User) -> None:
+        """A method was added or removed: move the registration report's ``lastUpdatedDateTime`` for ``u`` forward.
+
+        Graph stamps it with sub-second precision, so two changes (or a change in the second the tenant was generated)
+        never share a value; the stamp is strictly later than the last one and than the generation time."""
+        precise = self._fixed_now if self._fixed_now else datetime.now(UTC)
+        floor = max(self.generated_at, u.methods_updated_at or self.generated_at) + timedelta(microseconds=1)
+        u.methods_updated_at = max(precise, floor)
 
     def advance(self, seconds: float) -> None:
         """Move a frozen clock forward (tests)."""
@@ -653,7 +669,7 @@ class Tenant:
         m.update(props)
         meths.append(m)
         if log:
-            u.methods_updated_at = self.now()
+            self.registration_stamp(u)
         if default or u._default_method is None and collection != "passwordMethods":
             u._default_method = method_id
         if log:

@@ -46,6 +46,10 @@ async def test_incremental_finds_what_the_full_sweep_finds(tmp_path: Path) -> No
     from scanner.simulator import generate_tenant
 
     tenant = generate_tenant(users=60, seed=11, scenarios=True)
+    # Freeze the simulator's clock at the generation second: the nights' changes then land in the second the tenant
+    # was generated, as they do on a fast machine. The registration report must still show them (a later
+    # lastUpdatedDateTime), or the incremental scan would wrongly reuse last night's methods.
+    tenant.advance(0)
     app = _create_app(tenant)
     (tmp_path / "full").mkdir()
     (tmp_path / "inc").mkdir()
