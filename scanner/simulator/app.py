@@ -39,6 +39,11 @@ class SimOptions:
     # Unknown cmdlets: 403 with a single NUL byte declared as gzip, like the real endpoint; httpx then raises
     # DecodingError unless the client streams the response. False drops the Content-Encoding header.
     nul_403_gzip: bool = True
+    # Exchange read-after-write lag (graph-api.md §3.2), off by default: after a write to a mailbox (Set-Mailbox,
+    # Disable-InboxRule, Remove-MailboxPermission, ...), the next N Get-* reads of that mailbox, and/or reads during
+    # the next S seconds of the tenant's clock, show the state from before the write. See exchange.ReadLag.
+    exchange_read_lag_reads: int = 0
+    exchange_read_lag_seconds: float = 0.0
 
 
 class Resp:
@@ -74,6 +79,8 @@ class SimulatorApp:
         self.throttler = Throttler(tenant.user_count)
         self.random_faults = RandomFaults(self.options.fault_rate, self.options.seed)
         self.batch_rng = random.Random(self.options.seed + 17)
+        self.exchange_lag = exchange.ReadLag(tenant, self.options.exchange_read_lag_reads,
+                                             self.options.exchange_read_lag_seconds)
         self.graph_token = self.issue_token(tokens.GRAPH_RESOURCE)
         self.exchange_token = self.issue_token(tokens.EXCHANGE_RESOURCE)
 
@@ -422,7 +429,7 @@ class SimulatorApp:
                 hdrs["Content-Encoding"] = "gzip"
             return Resp(403, b"\x00", hdrs)
         try:
-            rows, warnings = exchange.run(t, cmdlet, params)
+            rows, warnings = exchange.run(t, cmdlet, params, self.exchange_lag)
         except exchange.CmdletError as e:
             return self._exo_error(e.status, e.code, e.exc_type, e.text)
         query = dict(parse_qsl(raw_qs, keep_blank_values=True))

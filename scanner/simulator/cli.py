@@ -13,12 +13,21 @@ import click
 @click.option("--latency-ms", default=0, show_default=True, type=int, help="Added latency per request.")
 @click.option("--throttle", is_flag=True, help="Enforce Microsoft's published Graph limits (429 + Retry-After).")
 @click.option("--fault-rate", default=0.0, show_default=True, type=float, help="Share of requests that fail randomly.")
-def simulate_command(host: str, port: int, users: int, seed: int, latency_ms: int, throttle: bool, fault_rate: float) -> None:
+@click.option("--exchange-lag-seconds", default=0.0, show_default=True, type=click.FloatRange(min=0.0),
+              help="Exchange read-after-write lag: Get-* cmdlets show a mailbox's old state for this many seconds "
+                   "after a write to it, as the real service can.")
+@click.option("--exchange-lag-reads", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Exchange read-after-write lag counted in reads: the next N Get-* reads of a mailbox after a "
+                   "write show its old state.")
+def simulate_command(host: str, port: int, users: int, seed: int, latency_ms: int, throttle: bool, fault_rate: float,
+                     exchange_lag_seconds: float, exchange_lag_reads: int) -> None:
     """Serve a simulated Microsoft 365 tenant (Graph v1.0 + Exchange admin API)."""
     from . import SimOptions, SimulatorServer, create_app, generate_tenant
 
     tenant = generate_tenant(users=users, seed=seed)
-    app = create_app(tenant, SimOptions(latency_ms=latency_ms, throttle=throttle, fault_rate=fault_rate, seed=seed))
+    app = create_app(tenant, SimOptions(latency_ms=latency_ms, throttle=throttle, fault_rate=fault_rate, seed=seed,
+                                            exchange_read_lag_reads=exchange_lag_reads,
+                                            exchange_read_lag_seconds=exchange_lag_seconds))
     srv = SimulatorServer(app, host=host, port=port)
     click.echo(srv.banner())
     import sys

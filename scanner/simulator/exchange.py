@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from .model import Rule, Tenant, User, iso
@@ -250,8 +255,16 @@ def _bulk(t: Tenant, params: dict, make, keep) -> BulkPager:
     return BulkPager(t, limit, make, keep)
 
 
-def run(t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
-    """Execute a cmdlet: returns (rows, warnings) or raises CmdletError. Unknown cmdlets: KeyError."""
+def run(t: Tenant, cmdlet: str, params: dict, lag: ReadLag | None = None) -> tuple[list[dict], list[str]]:
+    """Execute a cmdlet: returns (rows, warnings) or raises CmdletError. Unknown cmdlets: KeyError.
+
+    ``lag``: read-after-write lag (graph-api.md §3.2); None or an inactive one runs the cmdlet directly."""
+    if lag is None or not lag.active:
+        return _run(t, cmdlet, params)
+    return lag.run(t, cmdlet, params)
+
+
+def _run(t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
     allowed = KNOWN_PARAMS[cmdlet]
     for p in params:
         if p not in allowed:
@@ -544,3 +557,142 @@ def target_of(params: dict) -> str | None:
     if isinstance(v, str):
         return v.split("\\")[0] if "\\" in v and "@" not in v.split("\\")[0] else v
     return None
+
+
+# ---------------------------------------------------------------------------------------------- read-after-write lag
+# graph-api.md §3.2: "Set-*, Add-* and Remove-* return 200 ... immediately, but the following Get-* may show the old
+# value for 20 seconds to several minutes." Modelled per mailbox: the first write to a mailbox freezes a copy of its
+# Exchange state (mailbox fields, CAS settings, restricted-sender entry, inbox rules, mailbox and recipient
+# permissions); Get-* cmdlets that read that mailbox see the frozen copy until the lag has passed. Further writes while
+# the lag lasts change the live state but not the copy (the replica the reads come from is still behind), and restart
+# the lag. The lag is counted in reads (deterministic for tests) and/or in seconds of the tenant's clock
+# (``tenant.advance`` moves a frozen one). The tenant's own state (what tests inspect) is always the live one.
+WRITE_CMDLETS = frozenset({"Set-Mailbox", "Disable-InboxRule", "Enable-InboxRule", "Remove-InboxRule",
+                           "Set-CASMailbox", "Remove-BlockedSenderAddress", "Add-MailboxPermission",
+                           "Remove-MailboxPermission", "Add-RecipientPermission", "Remove-RecipientPermission"})
+_STATE_ATTRS = ("mailbox", "_rules", "_mailbox_perms", "_recipient_perms")
+
+
+@dataclass
+class _Stale:
+    frozen: dict[str, Any]  # attribute name -> the pre-write copy
+    reads_left: int
+    until: datetime | None
+
+
+class ReadLag:
+    """Read-after-write lag for the Exchange admin API: ``reads`` stale Get-* reads and/or ``seconds`` of tenant clock
+    after the last write to a mailbox. ``pending`` maps user id -> the frozen state (inspectable in tests)."""
+
+    def __init__(self, t: Tenant, reads: int = 0, seconds: float = 0.0) -> None:
+        self.t, self.reads, self.seconds = t, max(0, int(reads)), max(0.0, float(seconds))
+        self.pending: dict[str, _Stale] = {}
+        self.stale_reads = 0  # how many reads were answered from a frozen copy
+
+    @property
+    def active(self) -> bool:
+        return self.reads > 0 or self.seconds > 0
+
+    # -- which mailbox a cmdlet touches
+    def _resolve(self, ident: Any) -> User | None:
+        if not isinstance(ident, str) or not ident:
+            return None
+        try:
+            return mailbox_for(self.t, ident)
+        except CmdletError:
+            return None
+
+    def _write_target(self, cmdlet: str, params: dict) -> User | None:
+        if cmdlet == "Remove-BlockedSenderAddress":
+            u = self.t.find_user(str(params.get("SenderAddress") or ""))
+            return u if u is not None and u.mailbox is not None else None
+        if cmdlet.endswith("InboxRule"):
+            ident = str(params.get("Identity") or "")
+            return self._resolve(params.get("Mailbox") or (ident.split("\\")[0] if "\\" in ident else None))
+        return self._resolve(params.get("Identity"))
+
+    def _read_targets(self, cmdlet: str, params: dict) -> list[User] | None:
+        """The mailboxes a Get-* reads; None = tenant-wide (every mailbox with a pending write)."""
+        if cmdlet == "Get-InboxRule":
+            return [u] if (u := self._resolve(params.get("Mailbox") or
+                                              str(params.get("Identity", "")).split("\\")[0])) else []
+        if "Identity" in params:
+            return [u] if (u := self._resolve(params.get("Identity"))) else []
+        return None
+
+    # -- state
+    def _freeze(self, u: User) -> dict[str, Any]:
+        # Materialise the lazily generated parts first, so the copy is the state a read would have shown.
+        self.t.rules(u)
+        self.t.mailbox_permissions(u)
+        self.t.recipient_permissions(u)
+        return {a: copy.deepcopy(getattr(u, a)) for a in _STATE_ATTRS}
+
+    def _is_stale(self, u: User) -> bool:
+        """Whether this read of ``u`` is answered from the frozen copy (counts the read)."""
+        s = self.pending.get(u.id)
+        if s is None:
+            return False
+        if s.reads_left <= 0 and (s.until is None or self.t.now() >= s.until):
+            del self.pending[u.id]  # converged
+            return False
+        s.reads_left = max(0, s.reads_left - 1)
+        self.stale_reads += 1
+        return True
+
+    @contextmanager
+    def _view(self, users: list[User]) -> Iterator[None]:
+        swapped: list[tuple[User, dict[str, Any]]] = []
+        try:
+            for u in users:
+                if self._is_stale(u):
+                    live = {a: getattr(u, a) for a in _STATE_ATTRS}
+                    for a, v in self.pending[u.id].frozen.items():
+                        setattr(u, a, copy.deepcopy(v))  # a copy: nothing a read does reaches the frozen state
+                    swapped.append((u, live))
+            yield
+        finally:
+            for u, live in swapped:
+                for a, v in live.items():
+                    setattr(u, a, v)
+
+    def _stale_make(self, make: Callable[[User], dict]) -> Callable[[User], dict]:
+        def wrapped(u: User) -> dict:
+            if u.id not in self.pending:
+                return make(u)
+            with self._view([u]):
+                return make(u)
+        return wrapped
+
+    def run(self, t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
+        if cmdlet in WRITE_CMDLETS:
+            u = self._write_target(cmdlet, params)
+            if u is None:
+                return _run(t, cmdlet, params)
+            fresh = u.id not in self.pending
+            if fresh:
+                self.pending[u.id] = _Stale(self._freeze(u), 0, None)
+            try:
+                out = _run(t, cmdlet, params)
+            except CmdletError:
+                if fresh:
+                    del self.pending[u.id]  # nothing was written
+                raise
+            s = self.pending[u.id]
+            s.reads_left = self.reads
+            s.until = t.now() + timedelta(seconds=self.seconds) if self.seconds else None
+            return out
+        if not cmdlet.startswith("Get-") or not self.pending:
+            return _run(t, cmdlet, params)
+        users = self._read_targets(cmdlet, params)
+        if users is None:
+            if cmdlet in ("Get-Mailbox", "Get-CASMailbox"):
+                rows, warnings = _run(t, cmdlet, params)
+                if isinstance(rows, BulkPager):  # pages are built later, row by row: each row reads its mailbox
+                    rows.make = self._stale_make(rows.make)
+                return rows, warnings
+            if cmdlet not in ("Get-RecipientPermission", "Get-BlockedSenderAddress"):
+                return _run(t, cmdlet, params)  # reads no mailbox state (Get-AcceptedDomain)
+            users = [u for u in t.changed_users() if u.id in self.pending]
+        with self._view(users):
+            return _run(t, cmdlet, params)
