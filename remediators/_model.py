@@ -107,10 +107,20 @@ class Plan:
     notes: tuple[str, ...] = ()  # what the operator must know (synced account, PIM eligibility left, ...)
     skip_reason: str | None = None  # the step will not act, and why (nothing to do is NOT a skip reason)
     fingerprint: str = ""
+    # Exchange writes lag reads: (target key, action id) of changes an earlier run applied (since the scan) that the
+    # live state still shows as not done. They are re-checked, never applied again from a possibly stale read.
+    awaiting: tuple[tuple[str, str], ...] = ()
+    # (target key, action id) of such earlier changes the live state now shows as done: their read-back is confirmed.
+    confirmed: tuple[tuple[str, str], ...] = ()
 
     @property
     def empty(self) -> bool:
         return not self.targets
+
+    @property
+    def has_work(self) -> bool:
+        """Something to apply or to re-check."""
+        return bool(self.targets or self.awaiting)
 
 
 @dataclass(frozen=True)
@@ -156,6 +166,8 @@ class StepContext:
     # Auto mode acts only on what the scan's findings name: live state that differs from the evidence (e.g. forwarding
     # changed since the scan) is left for a human, never "fixed" unattended.
     only_named: bool = False
+    # Changes applied since reference_time whose read-back is not confirmed yet: step -> {target key -> action id}.
+    unconfirmed: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -187,6 +199,9 @@ class BaseStep:
     irreversible_reason: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     uses_exchange: ClassVar[bool] = False  # writes lag reads: verify polls
+    # _plan_targets reads the whole live state it acts on whatever the findings say, so a key absent from its targets
+    # means "done" (forwarding, protocols, restricted senders). Finding-driven steps only look at what findings name.
+    plans_from_live_state: ClassVar[bool] = False
 
     # ---- to implement ----------------------------------------------------------------------------------------------
     async def _plan_targets(self, ctx: StepContext, account: Account) -> tuple[list[Target], list[str], str | None]:
@@ -205,9 +220,25 @@ class BaseStep:
         targets, notes, skip = await self._plan_targets(ctx, account)
         if skip:
             targets = []
+        awaiting: list[tuple[str, str]] = []
+        confirmed: list[tuple[str, str]] = []
+        earlier = ctx.unconfirmed.get(self.name, {}) if self.uses_exchange and not skip else {}
+        if earlier:
+            live = {t.key for t in targets}
+            for t in [t for t in targets if t.key in earlier]:
+                # Applied by an earlier run since the scan, and the read still shows the old value: most likely
+                # Exchange's read-after-write lag. Applying again from this read could write a stale before-image
+                # to the journal; re-check instead (a newer scan that still shows it starts a new cycle).
+                awaiting.append((t.key, earlier[t.key]))
+                notes.append(f"{t.label}: changed by action {earlier[t.key]} after the scan; Exchange does not show "
+                             "it yet, so it is re-checked, not applied again")
+            targets = [t for t in targets if t.key not in earlier]
+            if self.plans_from_live_state:
+                confirmed = [(k, a) for k, a in sorted(earlier.items()) if k not in live]
         return Plan(step=self.name, account=account, targets=tuple(targets), reversible=self.reversible,
                     notes=tuple(notes), skip_reason=skip,
-                    fingerprint=fingerprint(self.name, account.id, targets, skip))
+                    fingerprint=fingerprint(self.name, account.id, targets, [skip, awaiting]),
+                    awaiting=tuple(awaiting), confirmed=tuple(confirmed))
 
     async def apply(self, ctx: StepContext, plan: Plan) -> StepResult:
         upn = plan.account.upn
@@ -245,33 +276,54 @@ class BaseStep:
         return StepResult(self.name, upn, status, tuple(outcomes))
 
     async def _still_pending(self, ctx: StepContext, plan: Plan, keys: set[str]) -> set[str]:
-        """Which of ``keys`` the live state still shows as needing the change."""
-        fresh = await self.plan(ctx, plan.account)
-        return {t.key for t in fresh.targets} & keys
+        """Which of ``keys`` the live state still shows as needing the change (raw targets: no journal filtering)."""
+        targets, _notes, skip = await self._plan_targets(ctx, plan.account)
+        return set() if skip else {t.key for t in targets} & keys
+
+    async def _poll(self, ctx: StepContext, plan: Plan, keys: set[str]) -> set[str]:
+        """Re-read until none of ``keys`` is pending or the budget is spent; returns the keys still pending.
+        Exchange writes lag reads by 20 s to minutes (graph-api.md §3.2), so only Exchange steps get a budget."""
+        deadline = time.monotonic() + (ctx.verify_timeout if self.uses_exchange else 0.0)
+        while True:
+            pending = await self._still_pending(ctx, plan, keys)
+            if not pending or time.monotonic() >= deadline:
+                return pending
+            await asyncio.sleep(ctx.poll_interval)
+
+    def not_confirmed_detail(self, ctx: StepContext) -> str:
+        if not self.uses_exchange:
+            return "the change does not read back"
+        return (f"not confirmed yet: Exchange did not show the change within {ctx.verify_timeout:g} s (its writes can "
+                "take minutes to read back); a later remediate run re-checks it without applying it again")
 
     async def verify(self, ctx: StepContext, plan: Plan, result: StepResult) -> bool:
         """Re-read until every applied target reads as changed. Exchange writes lag reads: poll with a budget."""
         keys = {o.key for o in result.outcomes if o.status == "applied"}
         if not keys:
             return result.status in ("nothing_to_do", "skipped")
-        deadline = time.monotonic() + (ctx.verify_timeout if self.uses_exchange else 0.0)
-        while True:
-            pending = await self._still_pending(ctx, plan, keys)
-            if not pending:
-                ok = True
-                break
-            if time.monotonic() >= deadline:
-                ok = False
-                break
-            await asyncio.sleep(ctx.poll_interval)
+        pending = await self._poll(ctx, plan, keys)
         if ctx.journal:
             for o in result.outcomes:
                 if o.status == "applied" and o.action_id:
-                    good = o.key not in pending if not ok else True
+                    good = o.key not in pending
                     ctx.journal.record(o.action_id, self.name, result.upn, o.key,
                                        "verified" if good else "verify_failed",
-                                       detail="" if good else "the change does not read back yet")
-        return ok
+                                       detail="" if good else self.not_confirmed_detail(ctx))
+        return not pending
+
+    async def recheck(self, ctx: StepContext, plan: Plan) -> bool:
+        """Re-check the earlier runs' unconfirmed changes (``plan.awaiting``) with the verify budget; journal the
+        outcome on those actions. Nothing is written to the tenant."""
+        if not plan.awaiting:
+            return True
+        pending = await self._poll(ctx, plan, {k for k, _ in plan.awaiting})
+        if ctx.journal:
+            for key, action_id in plan.awaiting:
+                good = key not in pending
+                ctx.journal.record(action_id, self.name, plan.account.upn, key, "verified" if good else "verify_failed",
+                                   detail="reads back now (re-checked by a later run)" if good
+                                   else self.not_confirmed_detail(ctx))
+        return not pending
 
     async def undo(self, ctx: StepContext, entry: Mapping[str, Any]) -> str:
         if not self.reversible:

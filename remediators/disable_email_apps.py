@@ -21,6 +21,7 @@ class DisableEmailApps(BaseStep):
     reversible: ClassVar[bool] = True
     summary: ClassVar[str] = "turns off MAPI, EWS, ActiveSync, IMAP, POP and Outlook on the web"
     uses_exchange: ClassVar[bool] = True
+    plans_from_live_state: ClassVar[bool] = True
 
     async def _plan_targets(self, ctx: StepContext, account: Account) -> tuple[list[Target], list[str], str | None]:
         from scanner.graph.client import ApiError

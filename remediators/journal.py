@@ -113,3 +113,26 @@ def undo_entry(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"action_id": first["action_id"], "step": first["step"], "upn": first["upn"], "target": first["target"],
             "user_id": info.get("user_id"), "data": info.get("data") or {}, "label": info.get("label", ""),
             "before": (started or {}).get("before") or {}, "after": (applied or {}).get("after") or {}}
+
+
+def unconfirmed_since(store: Store, upn: str, since: str | None) -> dict[str, dict[str, str]]:
+    """step -> {target -> action id}: changes applied to ``upn`` at or after ``since`` whose read-back is not confirmed
+    yet (the action's last row is ``applied`` or ``verify_failed``; undone or verified ones are settled).
+
+    Exchange writes lag reads (graph-api.md §3.2): a later run that still reads the old value must re-check these, not
+    apply them again from a stale read.
+    """
+    if not since:
+        return {}
+    last: dict[str, dict[str, Any]] = {}
+    applied_at: dict[str, str] = {}
+    for r in store.journal(upn=upn):
+        last[r["action_id"]] = r
+        if r["status"] == "applied":
+            applied_at[r["action_id"]] = r["time"]
+    out: dict[str, dict[str, str]] = {}
+    for aid, r in last.items():
+        if aid in applied_at and applied_at[aid] >= since and r["status"] in ("applied", "verify_failed") \
+                and r.get("step") and r.get("target"):
+            out.setdefault(r["step"], {})[r["target"]] = aid
+    return out

@@ -103,11 +103,16 @@ class RemoveDelegates(BaseStep):
             await ctx.exchange.invoke("Remove-RecipientPermission", {
                 "Identity": upn, "Trustee": trustee, "AccessRights": ["SendAs"], "Confirm": False})
         else:
-            # Re-read: another target of this run may have changed the list already.
-            mbx = await get_mailbox(ctx, plan.account.upn) or {}
-            keep = [x for x in (str(v) for v in as_list(mbx.get("GrantSendOnBehalfTo")))
-                    if x.strip().lower() != trustee.lower()]
+            # The whole list is written. Not from a re-read: Exchange writes lag reads, so right after this run
+            # removed another trustee a Get-Mailbox may still list it, and writing that back would restore it. The
+            # plan's list (checked against the live state just before applying) minus every SendOnBehalf trustee
+            # removed so far in this plan is the list Exchange holds now.
+            sob = [t for t in plan.targets if t.before.get("access_right") == "SendOnBehalf"]
+            done = {str(t.before["trustee"]).strip().lower() for t in sob[:sob.index(target) + 1]}
+            keep = [x for x in (str(v) for v in target.before.get("GrantSendOnBehalfTo") or [])
+                    if x.strip().lower() not in done]
             await ctx.exchange.invoke("Set-Mailbox", {"Identity": upn, "GrantSendOnBehalfTo": keep or None})
+            return {"granted": False, "GrantSendOnBehalfTo": keep}
         return {"granted": False}
 
     async def _undo(self, ctx: StepContext, entry: Mapping[str, Any]) -> str:
@@ -125,7 +130,11 @@ class RemoveDelegates(BaseStep):
         else:
             mbx = await get_mailbox(ctx, upn) or {}
             current = [str(v) for v in as_list(mbx.get("GrantSendOnBehalfTo"))]
-            if trustee.lower() not in (c.lower() for c in current):
-                current.append(trustee)
+            if trustee.strip().lower() in (c.strip().lower() for c in current):
+                # Still listed: either the removal has not read back yet (Exchange lags writes) or someone added it
+                # again. Writing this list back could restore other trustees this run removed, so write nothing.
+                raise StepError(f"Exchange still lists {trustee} with SendOnBehalf: the removal may not read back yet "
+                                "(Exchange writes lag reads); nothing was written, run undo again in a few minutes")
+            current.append(trustee)
             await ctx.exchange.invoke("Set-Mailbox", {"Identity": upn, "GrantSendOnBehalfTo": current})
         return f"{right} for {trustee} restored"

@@ -57,6 +57,7 @@ class RemoveForwarding(BaseStep):
     reversible: ClassVar[bool] = True
     summary: ClassVar[str] = "clears mailbox forwarding (SMTP and recipient)"
     uses_exchange: ClassVar[bool] = True
+    plans_from_live_state: ClassVar[bool] = True
 
     async def _plan_targets(self, ctx: StepContext, account: Account) -> tuple[list[Target], list[str], str | None]:
         row = await get_mailbox(ctx, account.upn)

@@ -27,7 +27,7 @@ from remediators._model import (
     StepResult,
     read_account,
 )
-from remediators.journal import RunJournal, action_rows, done_since, undo_entry
+from remediators.journal import RunJournal, action_rows, done_since, unconfirmed_since, undo_entry
 from remediators.passwords import PasswordDeliveryError, PasswordSink
 from remediators.steps import DEFAULT_PLAYBOOK, OPTIONAL, ORDER, STEPS, ordered
 from scanner.graph.client import ApiError
@@ -64,7 +64,7 @@ class AccountRun:
 
     @property
     def has_work(self) -> bool:
-        return any(p.targets for p in self.plans.values()) or bool(self.plan_errors)
+        return any(p.has_work for p in self.plans.values()) or bool(self.plan_errors)
 
     def changes(self) -> list[tuple[str, Any]]:
         return [(s, t) for s in self.steps if s in self.plans for t in self.plans[s].targets]
@@ -102,14 +102,27 @@ async def prepare(store: Any, conn: Any, user: str, *, steps: Sequence[str] | No
     ctx = StepContext(graph=conn.graph, exchange=conn.exchange, findings=findings, reference_time=reference,
                       done_since_reference=done_since(store, acc.upn, reference), journal=journal,
                       password_sink=password_sink, verify_timeout=verify_timeout, poll_interval=poll_interval,
-                      only_named=only_named)
+                      only_named=only_named, unconfirmed=unconfirmed_since(store, acc.upn, reference))
     run = AccountRun(account=acc, ctx=ctx, steps=chosen, scan_id=scan_id)
     for name in chosen:
         try:
             run.plans[name] = await STEPS[name].plan(ctx, acc)
         except (ApiError, StepError) as exc:
             run.plan_errors[name] = exc.short() if isinstance(exc, ApiError) else str(exc)
+    confirm_readbacks(run)
     return run
+
+
+def confirm_readbacks(run: AccountRun) -> None:
+    """Earlier changes whose read-back was not confirmed (Exchange lag) and that the live state now shows as done:
+    journal ``verified`` on those actions, so the journal and the report stop calling them unconfirmed."""
+    j = run.ctx.journal
+    if j is None:
+        return
+    for name, plan in run.plans.items():
+        for key, action_id in plan.confirmed:
+            j.record(action_id, name, run.account.upn, key, "verified",
+                     detail="reads back now (re-checked by a later run)")
 
 
 def _note(plan: Plan | None) -> str:
@@ -144,6 +157,16 @@ async def execute(run: AccountRun) -> AccountOutcome:
                 j.decision(upn, "failed", detail, step=name)
             results.append(StepResult(name, upn, "failed", detail=detail))
             continue
+        if not plan.skip_reason and not plan.targets and plan.awaiting:
+            # Only earlier, unconfirmed changes: re-check them (no write), journaled on their own actions.
+            try:
+                rechecked: bool | None = await step.recheck(ctx, plan)
+            except (ApiError, StepError):
+                rechecked = False
+            detail = "applied earlier, " + ("now confirmed" if rechecked else step.not_confirmed_detail(ctx))
+            results.append(StepResult(name, upn, "nothing_to_do", detail=f"{detail}; {_note(plan)}",
+                                      verified=rechecked))
+            continue
         if plan.skip_reason or not plan.targets:
             detail = plan.skip_reason or ("nothing to do" + (f": {_note(plan)}" if plan.notes else ""))
             if j:
@@ -169,6 +192,12 @@ async def execute(run: AccountRun) -> AccountOutcome:
                 verified = await step.verify(ctx, plan, res)
             except (ApiError, StepError):
                 verified = False
+        if plan.awaiting:
+            try:
+                again = await step.recheck(ctx, plan)
+            except (ApiError, StepError):
+                again = False
+            verified = again if verified is None else (verified and again)
         results.append(StepResult(res.step, upn, res.status, res.outcomes, _note(plan), verified))
     return AccountOutcome(upn, results, run)
 

@@ -26,6 +26,7 @@ class UnblockSending(BaseStep):
                                           "account if it sends spam again")
     summary: ClassVar[str] = "removes the account from restricted senders, only once the account is secured"
     uses_exchange: ClassVar[bool] = True
+    plans_from_live_state: ClassVar[bool] = True
 
     async def _plan_targets(self, ctx: StepContext, account: Account) -> tuple[list[Target], list[str], str | None]:
         rows = await ctx.exchange.invoke("Get-BlockedSenderAddress", {})
