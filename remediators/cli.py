@@ -113,7 +113,10 @@ def _result_rows(t: Table, r: StepResult) -> None:
         t.add_row(r.step, r.status, ver, "", "", escape(r.detail))
         return
     for o in r.outcomes:
-        t.add_row(r.step, o.status, ver, escape(o.label), o.action_id or "", escape(o.detail or r.detail))
+        detail = o.detail or r.detail
+        if r.verified is False and o.status == "applied" and r.detail:
+            detail = r.detail  # "not confirmed yet: ..." is what the operator needs on an applied target
+        t.add_row(r.step, o.status, ver, escape(o.label), o.action_id or "", escape(detail))
 
 
 def _load(config: str) -> tuple[Any, Any]:

@@ -198,7 +198,10 @@ async def execute(run: AccountRun) -> AccountOutcome:
             except (ApiError, StepError):
                 again = False
             verified = again if verified is None else (verified and again)
-        results.append(StepResult(res.step, upn, res.status, res.outcomes, _note(plan), verified))
+        detail = _note(plan)
+        if verified is False and res.status == "applied":
+            detail = "; ".join(x for x in (step.not_confirmed_detail(ctx), detail) if x)
+        results.append(StepResult(res.step, upn, res.status, res.outcomes, detail, verified))
     return AccountOutcome(upn, results, run)
 
 
