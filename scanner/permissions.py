@@ -66,6 +66,10 @@ COLLECTORS: dict[str, tuple[Need, ...]] = {
                         why="GET /oauth2PermissionGrants"),
                      _g("Application.Read.All", "Directory.Read.All", "Application.ReadWrite.All",
                         "Directory.ReadWrite.All", why="client app names and publisher verification")),
+    "app_roles": (_g("Application.Read.All", "Directory.Read.All", "Application.ReadWrite.All",
+                     "Directory.ReadWrite.All",
+                     why="GET /servicePrincipals/{id}/appRoleAssignedTo on Microsoft Graph and Exchange Online: "
+                         "apps with application permissions to every mailbox"),),
     "delegates": (_x("Get-MailboxPermission, Get-RecipientPermission, GrantSendOnBehalfTo"),),
     "sending": (_g("Mail.ReadBasic.All", "Mail.Read", "Mail.ReadWrite", why="sent items in the last 24 h"),
                 _x("Get-BlockedSenderAddress: restricted senders")),

@@ -311,6 +311,29 @@ class PrivilegedPrincipal(_Frozen):
     directory_scope_id: str = "/"
 
 
+class AppRoleGrant(_Frozen):
+    """One application permission: an app role assignment on a resource service principal, from
+    ``GET /servicePrincipals/{resourceSpId}/appRoleAssignedTo`` (graph-api.md §6.2), with the role's name resolved
+    from the resource's ``appRoles[]`` and the client service principal's identity. Tenant-level, like the
+    AllPrincipals grants: an application permission covers every mailbox and belongs to no account."""
+
+    id: str  # the appRoleAssignment id (DELETE /servicePrincipals/{resource_id}/appRoleAssignedTo/{id})
+    app_role_id: str
+    app_role: str | None = None  # the role's ``value`` ("Mail.ReadWrite", "full_access_as_app"); None when unknown
+    resource_id: str  # the resource service principal's object id
+    resource_app_id: str | None = None  # 00000003-0000-0000-c000-000000000000 (Graph), 00000002-...-ce00-... (EXO)
+    resource_display_name: str | None = None
+    principal_id: str  # the client service principal's object id
+    principal_type: str | None = None  # "ServicePrincipal" | "User" | "Group"
+    principal_display_name: str | None = None
+    app_id: str | None = None  # the client app's appId
+    app_display_name: str | None = None
+    verified_publisher: str | None = None  # verifiedPublisher.displayName, None when unverified
+    app_owner_organization_id: str | None = None
+    service_principal_type: str | None = None  # "Application" | "ManagedIdentity" | "Legacy"
+    created_date_time: datetime | None = None
+
+
 class TenantInfo(_Frozen):
     """Tenant-level facts every detector may use."""
 
@@ -327,3 +350,9 @@ class TenantInfo(_Frozen):
     # Non-user principals in privileged roles; None when the roles source could not be read (or the scan predates
     # this field) — "unknown", never "none".
     privileged_principals: tuple[PrivilegedPrincipal, ...] | None = None
+    # Application permissions (app role assignments) held on Microsoft Graph and Office 365 Exchange Online; None
+    # when the source could not be read (or the scan predates this field) — "unknown", never "none".
+    app_role_grants: tuple[AppRoleGrant, ...] | None = None
+    # The appId the scanner itself signed in as (token ``appid`` / ``azp`` claim, else [tenant] client_id): its own
+    # read permissions and Exchange.ManageAsApp are expected, not a back-door.
+    scanner_app_id: str | None = None

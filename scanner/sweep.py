@@ -105,7 +105,9 @@ async def _collect(cfg: Config, store: Store, scan_id: str, conn: Any, *, resume
     else:
         _call(progress, "start", "tenant", None)
         sources = TenantSources(rows=rows)
-        tenant_task = asyncio.create_task(read_tenant_sources(conn, rows=rows, src=sources))
+        tenant_task = asyncio.create_task(read_tenant_sources(conn, rows=rows, src=sources,
+                                                             client_id=cfg.tenant.client_id
+                                                             or cfg.auth.managed_identity_client_id))
         # an unexpected failure must not leave chunks waiting for a source forever (it is re-raised below)
         tenant_task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or sources.finish())
     upn_domains: set[str] = set()
@@ -225,7 +227,8 @@ async def _collect(cfg: Config, store: Store, scan_id: str, conn: Any, *, resume
     return TenantInfo(tenant_id=cfg.tenant.tenant_id, domains=tuple(sorted(domains)), initial_domain=initial,
                       default_domain=dom.get("default"), display_name=dom.get("display_name") or cfg.tenant.name,
                       all_principals_grants=all_p, all_principals_grants_read="grants" not in sources.gaps,
-                      privileged_principals=sources.privileged_principals())
+                      privileged_principals=sources.privileged_principals(),
+                      app_role_grants=sources.app_role_grants(), scanner_app_id=sources.scanner_app_id())
 
 
 async def _abort_users(err: ApiError, tasks: set[asyncio.Task[None]]) -> None:

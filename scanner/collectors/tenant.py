@@ -15,6 +15,7 @@ from typing import Any
 
 from scanner.collectors import exchange as exo
 from scanner.collectors._util import gap
+from scanner.collectors.app_roles import read_app_roles, scanner_app_id
 from scanner.collectors.delegates import index_send_as, read_send_as
 from scanner.collectors.domains import read_domains
 from scanner.collectors.oauth_grants import read_grants
@@ -22,14 +23,17 @@ from scanner.collectors.registration import compact_registration, read_registrat
 from scanner.collectors.roles import privileged_principals, read_roles
 from scanner.collectors.tenant_rows import RowIndex, RowMap, RowStore, StoredMailboxDirectory
 from scanner.graph.client import ApiError, ExchangeApi, GraphApi
-from scanner.graph.factory import Connection
-from scanner.snapshot import NotCollected, PrivilegedPrincipal
+from scanner.graph.factory import Connection, token_claims
+from scanner.snapshot import AppRoleGrant, NotCollected, PrivilegedPrincipal
 
 # source name -> the snapshot collection (or pseudo-collector) it feeds, for gap messages and permission names
 SOURCES = {
     "mailboxes": "forwarding", "cas": "protocols", "send_as": "delegates", "blocked": "sending",
     "registration": "registration", "roles": "roles", "grants": "oauth_grants", "domains": "domains",
+    "app_roles": "app_roles",  # application permissions on Graph / Exchange Online (tenant-level only)
 }
+# Sources only tenant-level detectors read: per-account assembly never waits for them.
+TENANT_ONLY = ("app_roles",)
 
 
 STREAMED = ("mailboxes", "cas", "registration")  # large: rows in the scan database (tenant_rows), not in the blob
@@ -92,7 +96,7 @@ class TenantSources:
 
     async def wait_for_assembly(self) -> None:
         """Everything a snapshot is assembled from except the registration report (see :meth:`wait_rows`)."""
-        await self.wait(*(n for n in SOURCES if n != "registration"))
+        await self.wait(*(n for n in SOURCES if n != "registration" and n not in TENANT_ONLY))
         if not self._finished:
             if self.directory is not None and "send_as" in self.data and not self._send_as_indexed:
                 self.send_as_by_id = index_send_as(self.data["send_as"], self.directory)
@@ -120,6 +124,15 @@ class TenantSources:
         if "roles" not in self.data:
             return None
         return tuple(PrivilegedPrincipal(**p) for p in privileged_principals(self.data["roles"]))
+
+    def app_role_grants(self) -> tuple[AppRoleGrant, ...] | None:
+        """Application permissions on Graph / Exchange Online; None when the source was not read ("unknown")."""
+        if "app_roles" not in self.data:
+            return None
+        return tuple(AppRoleGrant(**r) for r in self.data["app_roles"].get("assignments") or ())
+
+    def scanner_app_id(self) -> str | None:
+        return (self.data.get("app_roles") or {}).get("scanner_app_id")
 
     def to_json(self) -> dict[str, Any]:
         data = {k: ({"$rows": k} if k in STREAMED and not isinstance(v, list | dict) else v)
@@ -181,10 +194,26 @@ async def _stream_registration(g: GraphApi, rows: RowStore, src: TenantSources) 
     return RowMap(rows, "reg")
 
 
+async def _scanner_app(conn: Connection, configured: str | None) -> str | None:
+    # Only the token's claims are read (appid / azp), never logged; a credential that cannot say falls back to the
+    # configured client id.
+    try:
+        claims = token_claims(await conn.graph_token())
+    except Exception:  # noqa: BLE001 - any credential failure here only loses the self-recognition
+        claims = {}
+    return scanner_app_id(claims, configured)
+
+
+async def _read_app_roles(conn: Connection, configured: str | None) -> tuple[dict[str, Any], list[str]]:
+    rows, notes = await read_app_roles(conn.graph)
+    return {"assignments": rows, "scanner_app_id": await _scanner_app(conn, configured)}, notes
+
+
 async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, rows: RowStore | None = None,
-                              src: TenantSources | None = None) -> TenantSources:
+                              src: TenantSources | None = None, client_id: str | None = None) -> TenantSources:
     """Read every tenant-wide source concurrently. With ``rows`` the large ones are streamed into the scan database;
-    pass ``src`` to watch progress (``src.wait``/``wait_rows``) while this runs in a task."""
+    pass ``src`` to watch progress (``src.wait``/``wait_rows``) while this runs in a task. ``client_id``: the
+    configured app id, to recognise the scanner's own application permissions when the token does not say."""
     src = src if src is not None else TenantSources(rows=rows)
     src.rows = rows
     if rows is not None:
@@ -199,6 +228,10 @@ async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, r
             if name == "roles":
                 by_principal, notes = result
                 src.data[name] = by_principal
+                src.notes.extend(notes)
+            elif name == "app_roles":
+                data, notes = result
+                src.data[name] = data
                 src.notes.extend(notes)
             elif name == "grants":
                 by_principal, all_principals, notes = result
@@ -231,6 +264,7 @@ async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, r
         run("registration", _stream_registration(g, rows, src) if streamed else read_registration(g), "graph"),
         run("roles", read_roles(g), "graph"),
         run("grants", read_grants(g), "graph"),
+        run("app_roles", _read_app_roles(conn, client_id), "graph"),
     ]
     if need_exchange:
         jobs += [

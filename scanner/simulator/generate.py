@@ -10,6 +10,7 @@ from typing import Any
 
 from . import ids
 from .model import PHONE_IDS, Mailbox, Tenant, User
+from .tokens import SIM_APP_ID
 
 _REL = re.compile(r"^-(\d+(?:\.\d+)?)([mhd])$")
 
@@ -25,7 +26,8 @@ def scenario_files() -> list[str]:
 
 def _subst(t: Tenant, v: Any) -> Any:
     if isinstance(v, str):
-        return v.replace("{primary}", t.primary_domain).replace("{sub}", t.domains[1]).replace("{onms}", t.onmicrosoft_domain)
+        return v.replace("{primary}", t.primary_domain).replace("{sub}", t.domains[1]).replace(
+            "{onms}", t.onmicrosoft_domain).replace("{tenant}", t.tenant_id)
     if isinstance(v, list):
         return [_subst(t, x) for x in v]
     if isinstance(v, dict):
@@ -67,6 +69,46 @@ def _add_apps(t: Tenant) -> None:
         t.sp_by_name[a["displayName"]] = sp_id
 
 
+APP_ROLES = ("tenant", "app_roles.json")  # resource app roles, the scanning app's permissions, apps.json apps' roles
+
+
+def _load_app_roles() -> dict:
+    return json.loads(resources.files("scanner.simulator").joinpath("scenarios", *APP_ROLES).read_text("utf-8"))
+
+
+def _add_app_roles(t: Tenant) -> None:
+    """appRoles[] of Microsoft Graph / Exchange Online, and the scanning app itself (appId ``tokens.SIM_APP_ID``,
+    registered in this tenant) holding its read permissions + Exchange.ManageAsApp — in every tenant, as in a real
+    one where m365sweep runs."""
+    data = _load_app_roles()
+    for name, roles in data["resource_app_roles"].items():
+        t.service_principals[t.sp_by_name[name]]["appRoles"] = roles
+    me = data["scanner_app"]
+    sp_id = ids.guid_for(t.seed, 320, 0)
+    t.service_principals[sp_id] = {
+        "id": sp_id, "appId": SIM_APP_ID, "displayName": me["displayName"], "accountEnabled": True,
+        "appOwnerOrganizationId": t.tenant_id, "appDisplayName": me["displayName"], "publisherName": None,
+        "servicePrincipalType": "Application", "signInAudience": "AzureADMyOrg", "tags": [], "homepage": None,
+        "replyUrls": [], "verifiedPublisher": {"displayName": None, "verifiedPublisherId": None, "addedDateTime": None},
+        "appRoles": [], "oauth2PermissionScopes": [], "createdDateTime": _iso(_when(t, me["createdDateTime"])),
+        "_benign_user_app": False, "_user_scope": None}
+    t.sp_by_name[me["displayName"]] = sp_id
+    for resource, role in me["roles"]:
+        t.add_app_role_assignment(sp_id, resource, role, created=_when(t, me["createdDateTime"]), log=False)
+
+
+def _add_app_role_scenarios(t: Tenant) -> None:
+    """App role assignments of apps from apps.json (a verified backup product's Mail.ReadWrite + full_access_as_app),
+    ground truth in ``t.tenant_labels`` (added after the planted service principals' labels)."""
+    for e in _load_app_roles()["assignments"]:
+        for resource, role in e["roles"]:
+            t.add_app_role_assignment(e["app"], resource, role, created=_when(t, e.get("assigned", "-400d")), log=False)
+        if e.get("label"):
+            sp = t.service_principals[t.sp_by_name[e["app"]]]
+            t.tenant_labels[f"serviceprincipal:{sp['displayName']} ({sp['appId']})"] = {
+                "kind": "service_principal", "techniques": [], "service_principal_id": sp["id"], **e["label"]}
+
+
 TENANT_SCENARIOS = ("tenant", "service_principals.json")  # tenant-level scenarios: objects that are not accounts
 
 
@@ -90,10 +132,14 @@ def _add_tenant_scenarios(t: Tenant) -> None:
         t.sp_by_name[a["displayName"]] = sp_id
         for r in e.get("roles", []):
             t.add_principal_role(sp_id, r["role"], created=_when(t, r.get("assigned", "-400d")))
+        for r in e.get("app_roles", []):  # application permissions (appRoleAssignedTo on the resource)
+            t.add_app_role_assignment(sp_id, r["resource"], r["role"], created=_when(t, r.get("assigned", "-400d")),
+                                      log=False)
         t.tenant_labels[f"serviceprincipal:{a['displayName']} ({app_id})"] = {
             "kind": "service_principal", "label": e["label"], "classes": e.get("classes", []),
             "techniques": e.get("techniques", []), "scenario": e.get("scenario"), "notes": e.get("notes", ""),
-            "source": e.get("source"), "detector": e.get("detector"), "service_principal_id": sp_id}
+            "source": e.get("source"), "detector": e.get("detector"), "service_principal_id": sp_id,
+            **({"expected_severity": e["expected_severity"]} if e.get("expected_severity") else {})}
 
 
 def _make_user(t: Tenant, spec: dict) -> User:
@@ -185,6 +231,7 @@ def generate_tenant(users: int = 200, seed: int = 7, scenarios: bool = True, now
     """
     t = Tenant(users=users, seed=seed, now=now, name=name, license=license)
     _add_apps(t)
+    _add_app_roles(t)
     files = scenario_files() if scenarios else ["fixtures.json"]
     entries: list[dict] = []
     for f in files:
@@ -209,6 +256,7 @@ def generate_tenant(users: int = 200, seed: int = 7, scenarios: bool = True, now
         t.add_role(bu, role, created=t.generated_at - timedelta(days=200 + k % 500), log=False)
     if scenarios:
         _add_tenant_scenarios(t)
+        _add_app_role_scenarios(t)
     t.mutations.clear()
     t.stats["users_built"] = 0
     return t

@@ -1167,6 +1167,39 @@ def service_principals(t: Tenant, req: Req, spid: str | None = None):
     return 200, collection(req, "servicePrincipals", items, None)
 
 
+def _find_sp(t: Tenant, key: str) -> dict:
+    """A service principal by object id, or by the alternate key ``(appId='…')``."""
+    sp = t.service_principals.get(key)
+    if sp is None:
+        m = re.match(r"^\(appId='([0-9a-fA-F-]+)'\)$", key) or re.match(r"^appId='([0-9a-fA-F-]+)'$", key)
+        sp = next((s for s in t.service_principals.values() if m and s["appId"].lower() == m.group(1).lower()), None)
+    if sp is None:
+        raise not_found_dir(key)
+    return sp
+
+
+APP_ROLE_ASSIGNMENT = ("id", "deletedDateTime", "appRoleId", "createdDateTime", "principalDisplayName", "principalId",
+                       "principalType", "resourceDisplayName", "resourceId")
+
+
+def app_role_assigned_to(t: Tenant, req: Req, key: str):
+    """GET /servicePrincipals/{id}/appRoleAssignedTo: who holds app roles on this resource (graph-api.md §6.2).
+    Pages of $top (default 100, at most 999) with a $skiptoken nextLink; $select; $filter eq on principalId /
+    appRoleId / principalType; 403 without Application.Read.All (or a broader read permission)."""
+    need(req, "GET servicePrincipals/{id}/appRoleAssignedTo")
+    sp = _find_sp(t, key)
+    sel = parse_select(req, set(APP_ROLE_ASSIGNMENT), "appRoleAssignment")
+    cl = parse_filter(req.query["$filter"], {"principalId", "appRoleId", "principalType", "resourceId"},
+                      "AppRoleAssignment", False) if "$filter" in req.query else []
+    top = page_size(req, 100, 999)
+    start = read_skiptoken(req)
+    items = [a for a in t.app_role_assignments.values() if a["resourceId"] == sp["id"] and match_obj(a, cl)]
+    page = [{k: a.get(k) for k in APP_ROLE_ASSIGNMENT if not sel or k in sel or k == "id"}
+            for a in items[start:start + top]]
+    nxt = start + top if start + top < len(items) else None
+    return 200, collection(req, f"servicePrincipals('{sp['id']}')/appRoleAssignedTo", page, nxt)
+
+
 def domains(t: Tenant, req: Req):
     need(req, "GET domains")
     items = [{"id": d, "authenticationType": "Managed", "isDefault": d == t.primary_domain,
@@ -1315,6 +1348,10 @@ def dispatch(t: Tenant, req: Req):
         if n == 2 and m in ("GET", "DELETE"):
             return grant_item(t, req, s[1])
     elif head.startswith("servicePrincipals") and m == "GET":
+        if head.startswith("servicePrincipals(") and n == 2 and s[1] == "appRoleAssignedTo":
+            return app_role_assigned_to(t, req, head[len("servicePrincipals"):])
+        if n == 3 and s[2] == "appRoleAssignedTo":
+            return app_role_assigned_to(t, req, s[1])
         if head.startswith("servicePrincipals(") and n == 1:
             return service_principals(t, req, head[len("servicePrincipals"):])
         if n == 1:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import random
 import re
 import secrets
+import uuid
 import zlib
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
@@ -263,6 +265,9 @@ class Tenant:
         self.grants: dict[str, dict] = {}            # explicit grants (id -> grant)
         self.deleted_bg_grants: set[str] = set()
         self.role_assignments: dict[str, dict] = {}  # id -> {id, principalId, roleDefinitionId, directoryScopeId, created}
+        # Application permissions: appRoleAssignment id -> the Graph appRoleAssignment (+ nothing private); listed per
+        # resource by GET /servicePrincipals/{id}/appRoleAssignedTo in insertion order.
+        self.app_role_assignments: dict[str, dict] = {}
         self.eligibility: list[dict] = []
         self.token_generation = 0
         self.token_secret = hashlib.sha256(f"sim-token-{seed}".encode()).digest()
@@ -838,6 +843,42 @@ class Tenant:
              "_created": created or self.now()}
         self.role_assignments[rid] = a
         return a
+
+    def add_app_role_assignment(self, client: str, resource: str, role: str, *, created: datetime | None = None,
+                                log: bool = True) -> dict:
+        """Give the service principal ``client`` (object id or display name) the application permission ``role``
+        (an appRoles[] ``value`` such as "Mail.ReadWrite" or "full_access_as_app") on the resource service principal
+        named ``resource`` ("Microsoft Graph", "Office 365 Exchange Online"). Adding it again changes nothing."""
+        cid = client if client in self.service_principals else self.sp_by_name[client]
+        rid = resource if resource in self.service_principals else self.sp_by_name[resource]
+        csp, rsp = self.service_principals[cid], self.service_principals[rid]
+        role_id = next((r["id"] for r in rsp.get("appRoles") or () if r.get("value") == role), None)
+        if role_id is None:
+            raise KeyError(f"{rsp['displayName']} has no app role {role!r}")
+        # Graph's ids are base64url: the principal's GUID bytes, then 16 more bytes (43 characters, no padding).
+        raw = uuid.UUID(cid).bytes_le + hashlib.sha256(f"{rid}|{role_id}".encode()).digest()[:16]
+        aid = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        if aid in self.app_role_assignments:
+            return self.app_role_assignments[aid]
+        a = {"id": aid, "deletedDateTime": None, "appRoleId": role_id, "createdDateTime": iso(created or self.now()),
+             "principalDisplayName": csp["displayName"], "principalId": cid, "principalType": "ServicePrincipal",
+             "resourceDisplayName": rsp["displayName"], "resourceId": rid}
+        self.app_role_assignments[aid] = a
+        if log:
+            self.log("POST", f"/servicePrincipals/{rid}/appRoleAssignedTo", None,
+                     detail={"id": aid, "principalId": cid, "appRole": role})
+        return a
+
+    def app_roles_of(self, client: str) -> list[str]:
+        """The application permissions (role values) the service principal ``client`` (id or name) holds."""
+        cid = client if client in self.service_principals else self.sp_by_name[client]
+        out = []
+        for a in self.app_role_assignments.values():
+            if a["principalId"] == cid:
+                rsp = self.service_principals[a["resourceId"]]
+                out.append(next((r["value"] for r in rsp.get("appRoles") or () if r["id"] == a["appRoleId"]),
+                                a["appRoleId"]))
+        return out
 
     def roles_of(self, u: User) -> list[str]:
         names = {v: k for k, v in ROLE_TEMPLATES.items()}

@@ -52,6 +52,10 @@ REQUIRED: dict[str, tuple[str, tuple[str, ...]]] = {
     "POST oauth2PermissionGrants": ("directory", ("DelegatedPermissionGrant.ReadWrite.All", "Directory.ReadWrite.All")),
     "GET servicePrincipals": ("directory", ("Application.Read.All", "Directory.Read.All",
                                             "Application.ReadWrite.All", "Directory.ReadWrite.All")),
+    # list appRoleAssignedTo: least Application.Read.All (OwnedBy only reaches the app's own objects: not accepted here)
+    "GET servicePrincipals/{id}/appRoleAssignedTo": ("directory", ("Application.Read.All", "Directory.Read.All",
+                                                                   "Application.ReadWrite.All",
+                                                                   "Directory.ReadWrite.All")),
     "GET domains": ("directory", ("Domain.Read.All", "Directory.Read.All", "Domain.ReadWrite.All",
                                   "Directory.ReadWrite.All")),
     "GET organization": ("directory", ("Organization.Read.All", "Directory.Read.All", "User.Read.All",

@@ -23,14 +23,14 @@ def directory_budget(user_count: int) -> int:
 
 
 def resource_units(method: str, path: str, query: dict) -> int:
-    """Cost per request (base 1; GET users/oauth2PermissionGrants/appRoleAssignments 2; $select -1; $expand +1; $top<20 -1)."""
+    """Cost per request (base 1; GET users/oauth2PermissionGrants/appRoleAssignments/appRoleAssignedTo 2; $select -1; $expand +1; $top<20 -1)."""
     if method != "GET":
         return 1
     segs = [s for s in path.split("/") if s]
     cost = 1
     if segs and segs[0] in ("users", "oauth2PermissionGrants", "applications"):
         cost = 2
-    if "appRoleAssignments" in segs or "memberOf" in segs or "licenseDetails" in segs:
+    if "appRoleAssignments" in segs or "appRoleAssignedTo" in segs or "memberOf" in segs or "licenseDetails" in segs:
         cost = 2
     if "members" in segs:
         cost = 3

@@ -32,7 +32,8 @@ from scanner.snapshot import (
 NOW = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
 TENANT = TenantInfo(tenant_id="00000000-0000-0000-0000-00000000c0de",
                     domains=("contoso.com", "contoso.onmicrosoft.com", "eu.contoso.com"),
-                    initial_domain="contoso.onmicrosoft.com", default_domain="contoso.com", display_name="Contoso")
+                    initial_domain="contoso.onmicrosoft.com", default_domain="contoso.com", display_name="Contoso",
+                    app_role_grants=())  # application permissions read: none (None would mean "not read", a gap)
 GA = "62e90394-69f5-4237-9190-012177145e10"
 
 FOLDERS = (

@@ -281,7 +281,82 @@ SP_GA = {"id": "5e0c1a2b-3333-4c4c-9d9d-00000000aaaa", "principal_type": "servic
          "app_owner_organization_id": "9f3e0d1c-1111-4a4a-8b8b-2d7cd0aa0001", "service_principal_type": "Application",
          "role_template_id": "62e90394-69f5-4237-9190-012177145e10", "role_name": "Global Administrator",
          "role_definition_id": "62e90394-69f5-4237-9190-012177145e10"}
+# oauth.app_permission_mail_access: ``app_roles`` (AppRoleGrant fields; "unread" = the source failed),
+# ``previous_app_roles`` (absent = first scan; "unread" = the previous scan could not read it), ``scanner_app_id``.
+GRAPH_APP = "00000003-0000-0000-c000-000000000000"
+EXO_APP = "00000002-0000-0ff1-ce00-000000000000"
+EVIL_MAIL_RW = {"id": "ara-rw", "app_role_id": "e2a3a72e-5f79-4c64-b1b1-878b674786c9", "app_role": "Mail.ReadWrite",
+                "resource_id": "sp-graph", "resource_app_id": GRAPH_APP, "resource_display_name": "Microsoft Graph",
+                "principal_id": "sp-evil", "principal_type": "ServicePrincipal", "principal_display_name": "Mail GW",
+                "app_id": "e71c0000-0000-4000-8000-0000000e71c0", "app_display_name": "Mail Gateway Sync",
+                "app_owner_organization_id": "9f3e0d1c-1111-4a4a-8b8b-2d7cd0aa0001",
+                "service_principal_type": "Application", "created_date_time": "2026-03-09T20:00:00Z"}
+EVIL_EWS = {**EVIL_MAIL_RW, "id": "ara-ews", "app_role_id": "dc890d15-9560-4a4c-9b7f-a736ec74ec40",
+            "app_role": "full_access_as_app", "resource_id": "sp-exo", "resource_app_id": EXO_APP,
+            "resource_display_name": "Office 365 Exchange Online"}
+BACKUP_EWS = {**EVIL_EWS, "id": "ara-veeam", "principal_id": "sp-veeam", "app_id": "bac0bac0-0000-4000-8000-00000000bac0",
+              "app_display_name": "Veeam Backup for Microsoft 365", "verified_publisher": "Veeam Software Group GmbH",
+              "created_date_time": "2024-05-01T00:00:00Z"}
+SCANNER_APP_ID = "5e7a1c2d-9b3f-4c8e-a1d2-3f4b5c6d7e8f"
+SCANNER_ROLES = [
+    {**EVIL_EWS, "id": "ara-me-1", "app_role_id": "dc50a0fb-09a3-484d-be87-e023b12c6440",
+     "app_role": "Exchange.ManageAsApp", "principal_id": "sp-me", "app_id": SCANNER_APP_ID,
+     "app_display_name": "m365sweep", "app_owner_organization_id": "00000000-0000-0000-0000-00000000c0de"},
+    {**EVIL_MAIL_RW, "id": "ara-me-2", "app_role_id": "693c5e45-0940-467d-9b8a-1022fb9d42ef",
+     "app_role": "Mail.ReadBasic.All", "principal_id": "sp-me", "app_id": SCANNER_APP_ID,
+     "app_display_name": "m365sweep", "app_owner_organization_id": "00000000-0000-0000-0000-00000000c0de"}]
 TENANT_CASES: list[tuple[str, str, dict[str, Any], Any]] = [
+    ("oauth.app_permission_mail_access", "unverified app: Mail.ReadWrite + full_access_as_app (one finding)", {
+        "app_roles": [EVIL_MAIL_RW, EVIL_EWS]}, "high"),
+    ("oauth.app_permission_mail_access", "unverified app: IMAP.AccessAsApp", {"app_roles": [
+        {**EVIL_EWS, "app_role": "IMAP.AccessAsApp", "app_role_id": "5e5addcd-3e8d-4e90-baf5-964efab2b20a"}]}, "high"),
+    ("oauth.app_permission_mail_access", "unverified app: Exchange.ManageAsApp (Exchange admin)", {"app_roles": [
+        {**EVIL_EWS, "app_role": "Exchange.ManageAsApp", "app_role_id": "dc50a0fb-09a3-484d-be87-e023b12c6440"}]},
+     "high"),
+    ("oauth.app_permission_mail_access", "unverified app: Mail.Send (send as anyone)", {"app_roles": [
+        {**EVIL_MAIL_RW, "app_role": "Mail.Send", "app_role_id": "b633e1c5-b582-4048-a93e-9f11b44c7e96"}]}, "high"),
+    ("oauth.app_permission_mail_access", "unverified app: Mail.ReadBasic.All only (metadata)", {"app_roles": [
+        {**EVIL_MAIL_RW, "app_role": "Mail.ReadBasic.All", "app_role_id": "693c5e45-0940-467d-9b8a-1022fb9d42ef"}]},
+     "medium"),
+    ("oauth.app_permission_mail_access", "verified backup product with full_access_as_app (review, allow-list)", {
+        "app_roles": [BACKUP_EWS]}, "medium"),
+    ("oauth.app_permission_mail_access", "allow-listed backup product", {
+        "app_roles": [BACKUP_EWS],
+        "allowlist": {"apps": [{"value": "bac0bac0-0000-4000-8000-00000000bac0", "reason": "backup, ticket 12"}]}},
+     "suppressed"),
+    ("oauth.app_permission_mail_access", "tenant's managed identity sends notifications", {"app_roles": [
+        {**EVIL_MAIL_RW, "app_role": "Mail.Send", "app_role_id": "b633e1c5-b582-4048-a93e-9f11b44c7e96",
+         "service_principal_type": "ManagedIdentity", "app_owner_organization_id": None}]}, "low"),
+    ("oauth.app_permission_mail_access", "new since last scan while a consent-capable admin added a method", {
+        "app_roles": [EVIL_MAIL_RW, EVIL_EWS], "previous_app_roles": [], "consent_admins": ADMIN}, "critical"),
+    ("oauth.app_permission_mail_access", "new since last scan, no admin with a new method", {
+        "app_roles": [EVIL_MAIL_RW], "previous_app_roles": []}, "high"),
+    ("oauth.app_permission_mail_access", "standing, admin with a new method: not escalated", {
+        "app_roles": [EVIL_MAIL_RW], "previous_app_roles": [EVIL_MAIL_RW], "consent_admins": ADMIN}, "high"),
+    ("oauth.app_permission_mail_access", "previous scan could not read them: no baseline, not escalated", {
+        "app_roles": [EVIL_MAIL_RW], "previous_app_roles": "unread", "consent_admins": ADMIN}, "high"),
+    ("oauth.app_permission_mail_access", "the scanning app widened to Mail.Read", {
+        "app_roles": [*SCANNER_ROLES, {**SCANNER_ROLES[1], "id": "ara-me-3", "app_role": "Mail.Read",
+                                       "app_role_id": "810c84a8-4a9e-49e6-bf7d-12d183f40d01"}],
+        "scanner_app_id": SCANNER_APP_ID}, "medium"),
+    ("oauth.app_permission_mail_access", "the scanning app's own Mail.ReadBasic.All + Exchange.ManageAsApp", {
+        "app_roles": SCANNER_ROLES, "scanner_app_id": SCANNER_APP_ID}, False),
+    ("oauth.app_permission_mail_access", "Microsoft first-party app with Mail.ReadWrite", {"app_roles": [
+        {**EVIL_MAIL_RW, "app_display_name": "Microsoft Defender for Office 365",
+         "app_owner_organization_id": "f8cdef31-a31e-4b4a-93e4-5f571e91255a"}]}, False),
+    ("oauth.app_permission_mail_access", "unverified in-house app with User.Read.All + Files.Read.All", {"app_roles": [
+        {**EVIL_MAIL_RW, "app_role": "User.Read.All", "app_role_id": "df021288-bdef-4463-88db-98f22de89214"},
+        {**EVIL_MAIL_RW, "id": "ara-files", "app_role": "Files.Read.All",
+         "app_role_id": "01d4889c-1287-42c6-ac1f-5d1e02578ef6"}]}, False),
+    ("oauth.app_permission_mail_access", "Calendars.Read on Exchange Online is not mail", {"app_roles": [
+        {**EVIL_EWS, "app_role": "Calendars.Read", "app_role_id": "798ee544-9d2d-430c-a058-570e29e34338"}]}, False),
+    ("oauth.app_permission_mail_access", "Mail.ReadWrite role of some other API (not Graph / Exchange)", {
+        "app_roles": [{**EVIL_MAIL_RW, "resource_app_id": "11111111-2222-4333-8444-555555555555",
+                       "resource_display_name": "Contoso Mail API"}]}, False),
+    ("oauth.app_permission_mail_access", "a user assigned an app role (not an application permission)", {
+        "app_roles": [{**EVIL_MAIL_RW, "principal_type": "User"}]}, False),
+    ("oauth.app_permission_mail_access", "no application permissions at all", {"app_roles": []}, False),
+    ("oauth.app_permission_mail_access", "source failed: a gap, never clean", {"app_roles": "unread"}, "gap"),
     ("oauth.tenant_wide_mail_grant", "unverified app, Mail.Read for everyone", {"tenant_grants": [ARCHIVER]}, "high"),
     ("oauth.tenant_wide_mail_grant", "unverified app with offline_access", {"tenant_grants": [
         {**ARCHIVER, "scopes": ["Mail.ReadWrite", "offline_access"]}]}, "high"),

@@ -12,7 +12,7 @@ import pytest
 from detectors._model import AllowEntry, Allowlist, ScanContext, Severity, TenantFacts
 from detectors.engine import allowlist_from_config, evaluate_scan, evaluate_tenant, tenant_catalogue
 from scanner.config import STEP_NAMES, AllowlistSection
-from scanner.snapshot import NotCollected, OAuthGrant, PrivilegedPrincipal, TenantInfo
+from scanner.snapshot import AppRoleGrant, NotCollected, OAuthGrant, PrivilegedPrincipal, TenantInfo
 from scanner.store import Store
 from tests.detectors.builders import NOW, TENANT, account_from_spec, allowlist_from_spec, clean_account
 from tests.detectors.detector_cases import ADMIN, ARCHIVER, TENANT_CASES
@@ -176,15 +176,21 @@ def _grants(specs: list[dict[str, Any]]) -> tuple[OAuthGrant, ...]:
     return tuple(OAuthGrant(**{**g, "scopes": tuple(g.get("scopes", ()))}) for g in specs)
 
 
+def _app_roles(specs: list[dict[str, Any]] | str) -> tuple[AppRoleGrant, ...] | None:
+    return None if specs == "unread" else tuple(AppRoleGrant(**a) for a in specs)
+
+
 def run_tenant_case(spec: dict[str, Any]) -> tuple:
     tenant = TENANT.model_copy(update={
         "all_principals_grants": _grants(spec.get("tenant_grants", [])),
-        "privileged_principals": tuple(PrivilegedPrincipal(**p) for p in spec.get("principals", []))})
+        "privileged_principals": tuple(PrivilegedPrincipal(**p) for p in spec.get("principals", [])),
+        "app_role_grants": _app_roles(spec.get("app_roles", [])), "scanner_app_id": spec.get("scanner_app_id")})
     previous = None
-    if "previous_grants" in spec:
-        previous = TENANT.model_copy(update={"all_principals_grants": _grants(spec["previous_grants"]),
+    if "previous_grants" in spec or "previous_app_roles" in spec:
+        previous = TENANT.model_copy(update={"all_principals_grants": _grants(spec.get("previous_grants", [])),
                                              "all_principals_grants_read": spec.get("previous_grants_read"),
-                                             "privileged_principals": ()})
+                                             "privileged_principals": (),
+                                             "app_role_grants": _app_roles(spec.get("previous_app_roles", []))})
     facts = TenantFacts(accounts_scanned=spec.get("accounts_scanned", 0),
                         oauth_grants_read=spec.get("oauth_grants_read", 0),
                         consent_admins_new_method={k: tuple(v) for k, v in spec.get("consent_admins", {}).items()})
@@ -199,7 +205,8 @@ def test_tenant_case(detector: str, name: str, spec: dict, expected: object) -> 
     findings, gaps = run_tenant_case(spec)
     mine = [f for f in findings if f.detector == detector]
     if expected == "gap":
-        assert mine == [] and [(g.detector, g.collection) for g in gaps] == [(detector, "oauth_grants")]
+        collection = "app_roles" if detector == "oauth.app_permission_mail_access" else "oauth_grants"
+        assert mine == [] and [(g.detector, g.collection) for g in gaps] == [(detector, collection)]
         return
     assert [g for g in gaps if g.detector == detector] == []
     if expected is False:
