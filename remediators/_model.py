@@ -249,8 +249,15 @@ class BaseStep:
         fresh = await self.plan(ctx, plan.account)
         if fresh.fingerprint != plan.fingerprint:
             raise StalePlanError(f"{self.name}: the tenant changed since the plan was made; re-plan and confirm again")
+        outcomes = await self._apply_targets(ctx, plan, plan.targets)
+        status = "applied" if all(o.status == "applied" for o in outcomes) else "failed"
+        return StepResult(self.name, upn, status, tuple(outcomes))
+
+    async def _apply_targets(self, ctx: StepContext, plan: Plan, targets: Sequence[Target]) -> list[TargetOutcome]:
+        """Change each target, journaling started → applied | failed around each one."""
+        upn = plan.account.upn
         outcomes: list[TargetOutcome] = []
-        for t in plan.targets:
+        for t in targets:
             action_id = ctx.journal.started(self.name, upn, t.key, before=dict(t.before), planned=dict(t.after),
                                             label=t.label, data=dict(t.data),
                                             user_id=plan.account.id) if ctx.journal else None
@@ -272,8 +279,7 @@ class BaseStep:
                                    detail=str(after.get("detail", "")))
             outcomes.append(TargetOutcome(t.key, t.label, "applied", action_id, str(after.get("detail", "")),
                                           dict(t.before), after))
-        status = "applied" if all(o.status == "applied" for o in outcomes) else "failed"
-        return StepResult(self.name, upn, status, tuple(outcomes))
+        return outcomes
 
     async def _still_pending(self, ctx: StepContext, plan: Plan, keys: set[str]) -> set[str]:
         """Which of ``keys`` the live state still shows as needing the change (raw targets: no journal filtering)."""
