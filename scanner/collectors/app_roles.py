@@ -1,14 +1,14 @@
 """Application permissions (app role assignments) on Microsoft Graph and Office 365 Exchange Online, read once per
 tenant (graph-api.md §6.2).
 
-1. The two resource service principals, by their well-known appIds (``GET /servicePrincipals(appId='…')``), with
-   ``appRoles`` to turn an assignment's ``appRoleId`` into its name (``Mail.ReadWrite``, ``full_access_as_app``).
+1. The two resource service principals, by their well-known appIds (``GET /servicePrincipals?$filter=appId eq '…'``),
+   with ``appRoles`` to turn an assignment's ``appRoleId`` into its name (``Mail.ReadWrite``, ``full_access_as_app``).
 2. ``GET /servicePrincipals/{resourceSpId}/appRoleAssignedTo`` (paged): every principal holding an application
    permission on that resource — the one listing that shows apps able to read every mailbox without a user.
 3. Each distinct client service principal once through ``$batch`` (appId, name, publisher verification, owner
    tenant, type), like the OAuth grants collector.
 
-A resource that does not exist in the tenant (404: no Exchange Online) has no assignments; any other failure of steps
+A resource that does not exist in the tenant (no Exchange Online: an empty list) has no assignments; any failure of steps
 1-2 fails the whole source (a coverage gap naming ``Application.Read.All``), never an empty "no apps". Step 3 failing
 for some clients only loses names (a note): the assignment itself is still reported.
 """
@@ -19,7 +19,7 @@ import asyncio
 from typing import Any
 
 from scanner.collectors.oauth_grants import SP_SELECT
-from scanner.graph.client import ApiError, BatchItem, GraphApi
+from scanner.graph.client import BatchItem, GraphApi
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 EXCHANGE_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
@@ -52,24 +52,20 @@ KNOWN_APP_ROLES: dict[str, dict[str, str]] = {
     },
 }
 _RESOURCE_SELECT = "id,appId,displayName,appRoles"
-_ASSIGNMENT_SELECT = ("id,appRoleId,principalId,principalType,principalDisplayName,resourceId,resourceDisplayName,"
-                      "createdDateTime")
 
 
 async def _resource(graph: GraphApi, app_id: str) -> dict[str, Any] | None:
-    try:
-        sp = await graph.get_json(f"/servicePrincipals(appId='{app_id}')", params={"$select": _RESOURCE_SELECT})
-    except ApiError as err:
-        if err.is_not_found:
-            return None  # the API is not provisioned in this tenant (no Exchange Online): nothing can hold its roles
-        raise
-    return sp if isinstance(sp, dict) and isinstance(sp.get("id"), str) else None
+    # The list with $filter (not the (appId='…') alternate key): an API not provisioned in this tenant (no Exchange
+    # Online) is an empty list, not an error that could also mean something else.
+    rows = await graph.get_all("/servicePrincipals", params={"$filter": f"appId eq '{app_id}'",
+                                                             "$select": _RESOURCE_SELECT})
+    return next((r for r in rows if isinstance(r.get("id"), str)), None)
 
 
 async def _assignments(graph: GraphApi, resource: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    async for page in graph.iter_pages(f"/servicePrincipals/{resource['id']}/appRoleAssignedTo",
-                                       params={"$select": _ASSIGNMENT_SELECT}):
+    # No $select / $top: the default objects carry every field used, and not every implementation takes them here.
+    async for page in graph.iter_pages(f"/servicePrincipals/{resource['id']}/appRoleAssignedTo"):
         out.extend(a for a in page if isinstance(a.get("id"), str) and isinstance(a.get("appRoleId"), str)
                    and isinstance(a.get("principalId"), str))
     return out

@@ -177,3 +177,24 @@ async def test_report_escapes_the_attacker_chosen_app_name(make_sim_env: Any, tm
     assert evil in text and "full_access_as_app" in text and "Mail.ReadWrite" in text
     data = json.loads((tmp_path / "out" / "findings.json").read_text("utf-8"))
     assert any(f["detector"] == DET and f["evidence"]["app"] == evil for f in data["findings"])  # raw in JSON
+
+
+async def test_tenant_without_exchange_online_reads_graph_assignments_only(make_sim_env: Any) -> None:
+    t = generate_tenant(users=30, seed=7, scenarios=True)
+    exo_id = t.sp_by_name["Office 365 Exchange Online"]
+    del t.service_principals[exo_id]  # the Exchange Online API is not provisioned in this tenant
+    for aid in [a for a, v in t.app_role_assignments.items() if v["resourceId"] == exo_id]:
+        del t.app_role_assignments[aid]
+    env = make_sim_env(tenant=t)
+    async with connect(env.cfg, credential=env.credential, transport=env.transport) as conn:
+        rows, _ = await read_app_roles(conn.graph)
+    assert rows and {r["resource_app_id"] for r in rows} == {GRAPH}  # no error, nothing invented
+
+
+def test_scanner_app_id_prefers_the_token_then_the_config() -> None:
+    from scanner.collectors.app_roles import scanner_app_id
+
+    assert scanner_app_id({"appid": "AAAA-1"}, "bbbb-2") == "aaaa-1"  # v1 token
+    assert scanner_app_id({"azp": "cccc-3"}, None) == "cccc-3"  # v2 token
+    assert scanner_app_id({}, "BBBB-2") == "bbbb-2"  # not a JWT: the configured client id
+    assert scanner_app_id({}, None) is None
