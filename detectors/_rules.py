@@ -391,11 +391,23 @@ def analyse(rule: InboxRule, account: AccountSnapshot, ctx: ScanContext,
     )
 
 
+# The last account's analysed rules: a dozen rule detectors ask for the same account's rules in a row, and the analysis
+# (domain classification, keyword folding, folder resolution) is pure. The entry holds the objects themselves and
+# matches them by identity, so a new snapshot, context or folder list is always analysed afresh.
+_last_analysis: tuple[object, object, object, tuple[RuleView, ...]] | None = None
+
+
 def rules_of(account: AccountSnapshot, ctx: ScanContext, *, need_folders: bool = False) -> list[RuleView]:
     """Analysed rules of the account (raises NotCollectedError if the rules — or, when needed, folders — failed)."""
+    global _last_analysis
     rules = account.require("inbox_rules")
     folders = account.require("folders") if need_folders else account.get("folders")
-    return [analyse(r, account, ctx, folders) for r in rules if not is_system_rule(r)]
+    last = _last_analysis
+    if last is not None and last[0] is account and last[1] is ctx and last[2] is folders:
+        return list(last[3])
+    views = tuple(analyse(r, account, ctx, folders) for r in rules if not is_system_rule(r))
+    _last_analysis = (account, ctx, folders, views)
+    return list(views)
 
 
 def is_system_rule(rule: InboxRule) -> bool:

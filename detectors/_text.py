@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 # Characters that render as nothing (or reorder text) but survive in rule conditions.
 INVISIBLE = frozenset(
@@ -31,12 +32,23 @@ _CHAR_FOLD = {
 _SEQ_FOLD = (("rn", "m"), ("vv", "w"))
 
 
+def _char_class(codes: frozenset[int]) -> str:
+    return "".join(re.escape(chr(c)) for c in sorted(codes))
+
+
+# One character class instead of a Python loop per character (detection runs these on every rule, folder and name of
+# every mailbox). Control characters are Unicode category Cc: U+0000-U+001F and U+007F-U+009F.
+_CONTROL = frozenset(range(0x00, 0x20)) | frozenset(range(0x7F, 0xA0))
+_HIDDEN_RE = re.compile(f"[{_char_class(INVISIBLE | (_CONTROL - {0x09, 0x0A, 0x0D}))}]")
+_SHOWN_AS_CODE_RE = re.compile(f"[{_char_class(INVISIBLE | _CONTROL)}]")
+
+
 def strip_invisible(s: str) -> str:
-    return "".join(ch for ch in s if ord(ch) not in INVISIBLE and (ch in "\t\n\r" or unicodedata.category(ch) != "Cc"))
+    return _HIDDEN_RE.sub("", s)
 
 
 def has_invisible(s: str) -> bool:
-    return any(ord(ch) in INVISIBLE or (unicodedata.category(ch) == "Cc" and ch not in "\t\n\r") for ch in s)
+    return _HIDDEN_RE.search(s) is not None
 
 
 def has_mixed_script(s: str) -> bool:
@@ -49,6 +61,7 @@ def has_mixed_script(s: str) -> bool:
     return "LATIN" in scripts and bool(scripts & {"CYRILLIC", "GREEK"})
 
 
+@lru_cache(maxsize=65536)  # the same folder, rule and domain names recur across thousands of mailboxes
 def norm(s: str) -> str:
     """NFKC, invisible characters removed, whitespace collapsed, case-folded (no homoglyph folding)."""
     s = unicodedata.normalize("NFKC", s)
@@ -56,6 +69,7 @@ def norm(s: str) -> str:
     return re.sub(r"\s+", " ", s).strip().casefold()
 
 
+@lru_cache(maxsize=65536)
 def fold(s: str) -> str:
     """``norm`` plus homoglyph folding: for comparing a string against a brand or a keyword list."""
     s = norm(s)
@@ -65,6 +79,7 @@ def fold(s: str) -> str:
     return s
 
 
+@lru_cache(maxsize=65536)
 def keyword_fold(s: str) -> str:
     """Folding for keyword matching: Cyrillic/Greek look-alikes only (digits stay digits: 'W2', '1099')."""
     s = norm(s)
@@ -73,13 +88,7 @@ def keyword_fold(s: str) -> str:
 
 def visible(s: str, limit: int = 200) -> str:
     """Render a tenant string for evidence: invisible and control characters become ``<U+XXXX>``."""
-    out = []
-    for ch in s:
-        if ord(ch) in INVISIBLE or (unicodedata.category(ch) == "Cc"):
-            out.append(f"<U+{ord(ch):04X}>")
-        else:
-            out.append(ch)
-    text = "".join(out)
+    text = _SHOWN_AS_CODE_RE.sub(lambda m: f"<U+{ord(m.group()):04X}>", s)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
