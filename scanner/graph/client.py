@@ -635,28 +635,40 @@ class ExchangeApi:
         self._sender = _Sender(service="exchange", max_in_flight=max_in_flight, max_retries=max_retries,
                                stats=self.stats, gate=self.gate,
                                on_auth_failure=getattr(token_provider, "invalidate", None))
+        self._urls: dict[str, httpx.URL] = {}
+        self._anchor = f"APP:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{tenant_id}"
 
     @property
     def invoke_url(self) -> str:
         return f"{self.base_url}/adminapi/beta/{self.tenant_id}/InvokeCommand"
 
+    def _url(self, url: str) -> httpx.URL:
+        """Parsed once: httpx validates a URL character by character, and every cmdlet POSTs to the same one (two per
+        mailbox). Paging links differ per page, so the cache is kept small."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= 64:
+                self._urls.clear()
+            parsed = self._urls[url] = httpx.URL(url)
+        return parsed
+
     async def _post(self, url: str, body: dict[str, Any]) -> Response:
         token = await self.token_provider()
+        if self.lean is not None:
+            return await self._post_lean(url, token, body)
         headers = {
             "Authorization": f"Bearer {token}",
             "Content-Type": "application/json",
             "Accept": "application/json",
-            "X-AnchorMailbox": f"APP:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{self.tenant_id}",
+            "X-AnchorMailbox": self._anchor,
             "Prefer": f"odata.maxpagesize={self.page_size}",
         }
-        if self.lean is not None:
-            return await self._post_lean(url, token, body)
         k = min(range(len(self.clients)), key=self._busy.__getitem__)
         client = self.clients[k]
         self._busy[k] += 1
         try:
-            req = client.build_request("POST", url, content=orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
-                                       headers=headers)
+            req = client.build_request("POST", self._url(url),
+                                       content=orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS), headers=headers)
             return await self._read(await client.send(req, stream=True))
         finally:
             self._busy[k] -= 1
@@ -665,12 +677,10 @@ class ExchangeApi:
         from scanner.graph.lean_transport import decode_body
 
         headers = [(b"Authorization", f"Bearer {token}".encode()), (b"Content-Type", b"application/json"),
-                   (b"Accept", b"application/json"),
-                   (b"X-AnchorMailbox",
-                    f"APP:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{self.tenant_id}".encode()),
+                   (b"Accept", b"application/json"), (b"X-AnchorMailbox", self._anchor.encode()),
                    (b"Prefer", f"odata.maxpagesize={self.page_size}".encode())]
         status, hdrs, content = await self.lean.post(
-            httpx.URL(url), headers, orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
+            self._url(url), headers, orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
             timeout=self.timeout, connect_timeout=self.connect_timeout)
         # 403: the raw bytes (an unknown cmdlet's NUL byte declared as gzip, graph-api.md §3.2), as in _read
         return Response(status, hdrs, content if status == 403 else decode_body(hdrs, content))
