@@ -208,7 +208,7 @@ def _summary(ev: dict[str, object], roles: list[dict[str, object]]) -> str:
         pub = f", verified publisher {ev['verified_publisher']},"
     else:
         pub = ", unverified publisher,"
-    since = f" since {ev['created_date_time']}" if ev.get("created_date_time") else ""
+    since = f" (granted {str(ev['created_date_time'])[:10]})" if ev.get("created_date_time") else ""
     reach = "it can " + ", ".join(_abilities({str(r["role"]).lower() for r in roles})) + \
         " in every mailbox without any user signing in"
     new = " It was granted since the last scan." if ev.get("new") else ""
