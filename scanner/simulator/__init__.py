@@ -39,7 +39,10 @@ Planting changes between scans: ``tenant.add_rule(upn, displayName=..., conditio
 ``tenant.add_method(u, "microsoftAuthenticatorMethods", {...}, created=tenant.now())``, ``tenant.add_role(u,
 "Global Administrator")``, ``tenant.set_forwarding(upn, smtp="smtp:x@evil.example")``, ``tenant.add_grant(u,
 "Mail Sync Pro", "Mail.ReadWrite offline_access")``, ``tenant.add_delegate(upn, trustee, "FullAccess"|"SendAs")``,
-``tenant.block_sender(upn)``, ``tenant.advance(seconds)`` (frozen clock only).
+``tenant.block_sender(upn)``, ``tenant.add_app_role_assignment("Mail Sync Pro", "Microsoft Graph", "Mail.Send")``
+(an application permission; ``tenant.app_role_assignments``, ``tenant.app_roles_of(app)``; the scanning app
+``tokens.SIM_APP_ID`` "m365sweep" holds its read permissions + Exchange.ManageAsApp in every tenant),
+``tenant.advance(seconds)`` (frozen clock only).
 
 Fault injection (deterministic): ``tenant.faults.add(match, kind, status=None, times=1, upn=None, method=None,
 retry_after="1", code=None, message=None)``. ``match`` is a regex searched in the Graph path (``/v1.0/users/...``)
