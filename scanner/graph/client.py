@@ -345,6 +345,10 @@ class GraphApi:
         self.gate = gate or ScopeGate()
         self._sender = _Sender(service="graph", max_in_flight=max_in_flight, max_retries=max_retries,
                                stats=self.stats, gate=self.gate)
+        # False once the service answered POST /$batch with 404, 405 or 501 (a gateway or a Graph-compatible service
+        # without JSON batching): the same sub-requests then go out one by one, still concurrently and throttled per
+        # scope, instead of every chunk failing.
+        self.batch_supported = True
 
     def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
         if path.startswith("http://") or path.startswith("https://"):
@@ -497,9 +501,14 @@ class GraphApi:
         # Wait for the scopes of this chunk (a throttled mailbox delays only its own sub-requests).
         for scope in {i.scope for i in chunk}:
             await self.gate.wait(scope)
+        if not self.batch_supported:
+            return await self._one_by_one(chunk), []
         body = {"requests": [_batch_json(i) for i in chunk]}
         resp = await self._sender.run(lambda b=body: self._send_once("POST", self.url("/$batch"), None, b),
                                       scope="batch", path="/$batch")
+        if resp.status in BATCH_UNSUPPORTED:
+            self.batch_supported = False
+            return await self._one_by_one(chunk), []
         if resp.status >= 400:
             raise _error_from_body(resp.status, resp.body, "graph", "/$batch", resp.headers)
         data = _decode_json(resp, "graph", "/$batch")
@@ -516,9 +525,12 @@ class GraphApi:
                 retry.append(item)
                 continue
             status = int(r.get("status") or 0)
-            headers = {str(k): str(v) for k, v in (r.get("headers") or {}).items()}
+            raw_headers = r.get("headers")
+            # Header names are case-insensitive (RFC 9110): "retry-after" and "Retry-After" are the same header.
+            headers = httpx.Headers({str(k): str(v) for k, v in raw_headers.items()}
+                                    if isinstance(raw_headers, dict) else {})
             rbody = r.get("body")
-            if isinstance(rbody, str) and headers.get("Content-Type", "").startswith("application/json"):
+            if isinstance(rbody, str) and headers.get("Content-Type", "").lower().startswith("application/json"):
                 try:
                     rbody = loads(rbody)
                 except ValueError:
@@ -544,6 +556,29 @@ class GraphApi:
                     "code": "retries_exhausted", "message": "no answer after retries"}})
             retry = []
         return results, retry
+
+
+    async def _one_by_one(self, chunk: list[BatchItem]) -> dict[str, BatchResult]:
+        """The chunk's sub-requests as individual requests (no $batch): same results, each throttled on its own scope."""
+
+        async def one(item: BatchItem) -> tuple[str, BatchResult]:
+            url = self.url(item.url)
+            try:
+                resp = await self._sender.run(lambda: self._send_once(item.method, url, item.headers, item.body),
+                                              scope=item.scope, path=_strip(item.url))
+            except ApiError as exc:  # retries exhausted: the same answer a batch gives after its rounds
+                return item.id, BatchResult(item.id, exc.status or 503, {}, {"error": {
+                    "code": exc.code or "retries_exhausted", "message": str(exc)}})
+            try:
+                body = resp.json()
+            except ValueError:
+                body = None
+            return item.id, BatchResult(item.id, resp.status, resp.headers, body)
+
+        return dict(await asyncio.gather(*(one(i) for i in chunk)))
+
+
+BATCH_UNSUPPORTED = frozenset({404, 405, 501})
 
 
 def _pack(items: list[BatchItem]) -> list[list[BatchItem]]:
