@@ -84,6 +84,9 @@ def parse_dt(value: Any) -> datetime | None:
 
 _SMTP_IN_BRACKETS = re.compile(r"\[\s*smtp:([^\]\s]+)\s*\]", re.I)
 _ADDRESS = re.compile(r"[^\s<>\"'\[\]:;,]+@[^\s<>\"'\[\]:;,]+")
+# A recipient of the organisation as Get-InboxRule prints it: '"Name" [EX:/o=ExchangeLabs/.../cn=Recipients/cn=…]'
+# (its legacyExchangeDN; X500 for one carried over from on-premises), or the bare DN.
+_DN_IN_BRACKETS = re.compile(r"\[\s*(?:ex|x500):(/o=[^\]]*?)\s*\]\s*$", re.I)
 
 
 def strip_smtp(value: Any) -> str | None:
@@ -96,8 +99,23 @@ def strip_smtp(value: Any) -> str | None:
     return text.strip() or None
 
 
+def legacy_dn(value: Any) -> str | None:
+    """The legacyExchangeDN in an Exchange recipient string (``"Name" [EX:/o=…]``, ``EX:/o=…``, ``/o=…``), else None."""
+    text = as_str(value) if not isinstance(value, dict) else None
+    if text is None:
+        return None
+    m = _DN_IN_BRACKETS.search(text)
+    if m:
+        return m.group(1)
+    bare = re.sub(r"^(?:ex|x500):", "", text.strip('"').strip(), flags=re.I)
+    return bare if bare.lower().startswith("/o=") else None
+
+
 def parse_recipient(value: Any) -> tuple[str | None, str | None]:
-    """(name, address) from an Exchange recipient string: ``"Name" [SMTP:addr]``, ``addr``, ``Name``, or a dict."""
+    """(name, address) from an Exchange recipient string: ``"Name" [SMTP:addr]``, ``addr``, ``Name``, or a dict.
+
+    A recipient of the organisation named by its legacyExchangeDN (``"Name" [EX:/o=…]``) has no address here: its
+    display name comes back, and :func:`legacy_dn` gives the DN to look the mailbox up by."""
     if isinstance(value, dict):
         ea = value.get("emailAddress") if isinstance(value.get("emailAddress"), dict) else value
         return as_str(ea.get("name") or ea.get("Name") or ea.get("DisplayName")), \
@@ -109,6 +127,11 @@ def parse_recipient(value: Any) -> tuple[str | None, str | None]:
     if m:
         name = text[: m.start()].strip().strip('"').strip() or None
         return name, m.group(1)
+    m = _DN_IN_BRACKETS.search(text)
+    if m:
+        return text[: m.start()].strip().strip('"').strip() or None, None
+    if legacy_dn(text):
+        return None, None
     if text.lower().startswith("smtp:"):
         return None, text[5:].strip()
     m = _ADDRESS.fullmatch(text.strip('"').strip())

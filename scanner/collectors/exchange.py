@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from scanner.collectors._util import as_bool, as_list, as_str, parse_recipient, strip_smtp
+from scanner.collectors._util import as_bool, as_list, as_str, legacy_dn, parse_recipient, strip_smtp
 from scanner.graph.client import ExchangeApi
 
 UNLIMITED = {"ResultSize": "Unlimited"}  # and follow nextLinks: reports disagree on who applies ResultSize
@@ -25,9 +25,14 @@ def _mailbox_row(r: dict[str, Any]) -> dict[str, Any]:
         "upn": as_str(r.get("UserPrincipalName")),
         "primary": as_str(r.get("PrimarySmtpAddress")) or as_str(r.get("WindowsEmailAddress")),
         "type": as_str(r.get("RecipientTypeDetails")) or "UserMailbox",
+        # Get-InboxRule names a mailbox by its legacyExchangeDN ('"Name" [EX:/o=…]'), or by an X500 proxy address
+        # for one moved from on-premises; other cmdlets by Identity / Name / display name / DN / GUID.
         "names": sorted({n for n in (as_str(r.get("Identity")), as_str(r.get("Name")), as_str(r.get("Alias")),
                                      as_str(r.get("DisplayName")), as_str(r.get("DistinguishedName")),
-                                     as_str(r.get("Guid"))) if n}),
+                                     as_str(r.get("Guid")), as_str(r.get("ExchangeGuid")),
+                                     as_str(r.get("LegacyExchangeDN")),
+                                     *(legacy_dn(a) for a in as_list(r.get("EmailAddresses")) if isinstance(a, str)
+                                       and a.lower().startswith("x500:"))) if n}),
         "fwd_smtp": strip_smtp(r.get("ForwardingSmtpAddress")),
         "fwd_addr": as_str(r.get("ForwardingAddress")),
         "deliver": bool(as_bool(r.get("DeliverToMailboxAndForward"))),
@@ -53,13 +58,12 @@ class DirectoryLookups:
         return self.by_id.get(user_id.lower()) or self.by_name.get(upn.lower())
 
     def resolve(self, identity: str | None) -> str | None:
-        """SMTP address for an Exchange identity (display name, alias, UPN, address, DN), when it is a mailbox."""
-        name, address = parse_recipient(identity)
+        """SMTP address for an Exchange identity (display name, alias, UPN, address, DN, legacyExchangeDN, GUID), when
+        it is a mailbox."""
+        _name, address = parse_recipient(identity)
         if address:
             return address
-        if not name:
-            return None
-        row = self.by_name.get(name.lower())
+        row = self.find(identity)
         if row is None:
             return None
         return row.get("primary") or row.get("upn")
@@ -68,7 +72,13 @@ class DirectoryLookups:
         if not identity:
             return None
         name, address = parse_recipient(identity)
-        return self.by_name.get((address or name or "").lower())
+        for key in (address, legacy_dn(identity), name):
+            if key:
+                row = self.by_name.get(key.lower())
+                if row is not None:
+                    return row
+        # An identity printed as the Entra object id (ExternalDirectoryObjectId).
+        return self.by_id.get(name.lower()) if name else None
 
 
 @dataclass

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from scanner.collectors._util import as_bool, as_list, as_str, parse_recipient
+from scanner.collectors._util import as_bool, as_list, as_str, legacy_dn, parse_recipient
 from scanner.snapshot import InboxRule
 
 # Get-InboxRule property -> Graph messageRulePredicates key (string lists).
@@ -62,9 +62,11 @@ def _recipients(value: Any, resolve: Callable[[str], str | None]) -> list[dict[s
     out = []
     for item in as_list(value):
         name, address = parse_recipient(item)
-        if address is None and name:
-            address = resolve(name)
-        out.append({"emailAddress": {"name": name or address or "", "address": address or name or ""}})
+        if address is None and (name or isinstance(item, str)):
+            # The whole string: a '"Name" [EX:/o=…]' recipient is found by its legacyExchangeDN first.
+            address = resolve(item if isinstance(item, str) else name)
+        shown = name or legacy_dn(item)
+        out.append({"emailAddress": {"name": shown or address or "", "address": address or shown or ""}})
     return out
 
 

@@ -1,0 +1,170 @@
+"""The scanner against a tenant that answers in other documented forms than our simulator happens to use.
+
+Each test wraps the simulator in an ASGI middleware that rewrites its answers into a form Microsoft's services use (or
+that Microsoft documents), then scans through the real scanner and checks the snapshot and findings come out right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from scanner.simulator import SimOptions, create_app, generate_tenant
+from tests.reliability.helpers import assert_nothing_lost, env_for, read_findings_json, scan, snapshot
+
+Doc = dict[str, Any]
+
+
+class ExchangeAs:
+    """ASGI middleware over the simulator's Exchange admin API (``InvokeCommand``).
+
+    ``fix(cmdlet, parameters, doc) -> doc`` rewrites each JSON answer; ``answer(cmdlet, parameters) -> doc | None``
+    answers a cmdlet itself (one the simulator does not implement). Calls are recorded as (cmdlet, parameters)."""
+
+    def __init__(self, app: Any, fix: Callable[[str, Doc, Doc], Doc] | None = None,
+                 answer: Callable[[str, Doc], Doc | None] | None = None) -> None:
+        self.app = app
+        self.fix = fix or (lambda _c, _p, doc: doc)
+        self.answer = answer or (lambda _c, _p: None)
+        self.calls: list[tuple[str, Doc]] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or "/adminapi/" not in scope.get("path", ""):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[dict[str, Any]] = []
+        while True:
+            msg = await receive()
+            chunks.append(msg)
+            if msg["type"] != "http.request" or not msg.get("more_body"):
+                break
+        try:
+            cmd = json.loads(b"".join(m.get("body", b"") for m in chunks))["CmdletInput"]
+            cmdlet, params = str(cmd["CmdletName"]), dict(cmd.get("Parameters") or {})
+        except (ValueError, KeyError, TypeError):
+            cmdlet, params = "", {}
+        self.calls.append((cmdlet, params))
+        own = self.answer(cmdlet, params)
+        if own is not None:
+            await _send_json(send, 200, own)
+            return
+        start: dict[str, Any] = {}
+        body = bytearray()
+
+        async def capture(msg: dict[str, Any]) -> None:
+            if msg["type"] == "http.response.start":
+                start.update(msg)
+                return
+            body.extend(msg.get("body", b""))
+            if msg.get("more_body"):
+                return
+            data = bytes(body)
+            if start.get("status") == 200 and data:
+                data = json.dumps(self.fix(cmdlet, params, json.loads(data))).encode()
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            headers.append((b"content-length", str(len(data)).encode()))
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": data})
+
+        replay = list(chunks)
+
+        async def again() -> dict[str, Any]:
+            return replay.pop(0) if replay else {"type": "http.disconnect"}
+
+        await self.app(scope, again, capture)
+
+
+async def _send_json(send: Any, status: int, doc: Doc) -> None:
+    data = json.dumps(doc).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})
+
+
+def _findings(out: Path) -> list[dict[str, Any]]:
+    return read_findings_json(out)["findings"]
+
+
+def _keys(out: Path) -> set[tuple[str, str, str]]:
+    return {(f["account"], f["detector"], f["severity"]) for f in _findings(out)}
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Get-InboxRule names a recipient of the organisation by its legacyExchangeDN: '"Name" [EX:/o=ExchangeLabs/...]'.
+# Only one-off addresses read '"Name" [SMTP:addr]' (what the simulator prints for every recipient).
+
+LEGACY_DN = "/o=ExchangeLabs/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn={hex}-{alias}"
+_SMTP_RECIPIENT = re.compile(r'^"(?P<name>[^"]*)" \[SMTP:(?P<addr>[^\]]+)\]$')
+RULE_RECIPIENT_KEYS = ("ForwardTo", "RedirectTo", "ForwardAsAttachmentTo", "From", "SentTo", "ExceptIfFrom",
+                       "ExceptIfSentTo")
+OWNER = "isaiah.langer@contoso.com"
+COLLEAGUE = "lynne.robbins@contoso.com"
+
+
+def _legacy_dns(tenant: Any) -> dict[str, str]:
+    """Primary SMTP address (lower case) -> the mailbox's legacyExchangeDN, as Exchange Online forms it."""
+    out = {}
+    for u in tenant.iter_users():
+        if u.mailbox is not None and u.mail:
+            out[u.mail.lower()] = LEGACY_DN.format(hex=u.id.replace("-", ""), alias=u.mailNickname)
+    return out
+
+
+def _as_directory_recipients(dns: dict[str, str]) -> Callable[[str, Doc, Doc], Doc]:
+    def fix(cmdlet: str, _params: Doc, doc: Doc) -> Doc:
+        for row in doc.get("value") or []:
+            if cmdlet == "Get-Mailbox":
+                dn = dns.get(str(row.get("PrimarySmtpAddress") or "").lower())
+                if dn:
+                    row["LegacyExchangeDN"] = dn
+            elif cmdlet == "Get-InboxRule":
+                for key in RULE_RECIPIENT_KEYS:
+                    if isinstance(row.get(key), list):
+                        row[key] = [_ex_form(v, dns) for v in row[key]]
+        return doc
+
+    return fix
+
+
+def _ex_form(value: Any, dns: dict[str, str]) -> Any:
+    m = _SMTP_RECIPIENT.match(str(value))
+    dn = dns.get(m.group("addr").lower()) if m else None
+    return f'"{m.group("name")}" [EX:{dn}]' if m and dn else value
+
+
+def _rule_tenant() -> Any:
+    tenant = generate_tenant(users=40, seed=7, scenarios=True)
+    # Hidden rules are read only through Exchange, so Exchange's recipient form is all the scan has.
+    tenant.add_rule(OWNER, displayName="Copy to Lynne", hidden=True,
+                    conditions={"fromAddresses": [{"emailAddress": {"name": "Lynne Robbins", "address": COLLEAGUE}}]},
+                    actions={"forwardTo": [{"emailAddress": {"name": "Lynne Robbins", "address": COLLEAGUE}}],
+                             "redirectTo": [{"emailAddress": {"name": "Home", "address": "isaiah@gmail.example"}}]})
+    return tenant
+
+
+def test_rule_recipients_named_by_legacy_exchange_dn_resolve_to_their_address(tmp_path: Path) -> None:
+    base_tenant = _rule_tenant()
+    base = env_for(tmp_path / "base", base_tenant, create_app(base_tenant, SimOptions()))
+    base_result = asyncio.run(scan(base, tmp_path / "base" / "out"))
+    assert base_result.exit_code == 0
+
+    tenant = _rule_tenant()
+    app = create_app(tenant, SimOptions())
+    exo = ExchangeAs(app, fix=_as_directory_recipients(_legacy_dns(tenant)))
+    env = env_for(tmp_path, tenant, app, asgi=exo)
+    result = asyncio.run(scan(env, tmp_path / "out"))
+    assert result.errors == [] and result.exit_code == 0
+    assert any(c == "Get-InboxRule" for c, _ in exo.calls)
+
+    rule = next(r for r in snapshot(env, result, OWNER).require("inbox_rules") if r.display_name == "Copy to Lynne")
+    assert rule.hidden
+    assert rule.actions["forwardTo"] == [{"emailAddress": {"name": "Lynne Robbins", "address": COLLEAGUE}}]
+    assert rule.actions["redirectTo"] == [{"emailAddress": {"name": "Home", "address": "isaiah@gmail.example"}}]
+    assert rule.conditions["fromAddresses"] == [{"emailAddress": {"name": "Lynne Robbins", "address": COLLEAGUE}}]
+    # The same tenant read in either form gives the same findings.
+    assert _keys(tmp_path / "out") == _keys(tmp_path / "base" / "out")
+    assert_nothing_lost(env, result)
