@@ -50,7 +50,8 @@ COLLECTORS: dict[str, tuple[Need, ...]] = {
               _x("Get-Mailbox: mailbox type of each user")),
     "domains": (_g("Domain.Read.All", "Directory.Read.All", "Domain.ReadWrite.All", "Directory.ReadWrite.All",
                    why="GET /domains: accepted domains decide internal vs external"),),
-    "forwarding": (_x("Get-Mailbox: ForwardingSmtpAddress / ForwardingAddress"),),
+    "forwarding": (_x("Get-Mailbox: ForwardingSmtpAddress / ForwardingAddress; Get-Recipient: a ForwardingAddress "
+                      "naming a mail contact or mail user"),),
     "inbox_rules": (_g("MailboxSettings.Read", "MailboxSettings.ReadWrite", why="GET messageRules"),
                     _x("Get-InboxRule -IncludeHidden: rules Graph cannot see")),
     "folders": (_g("Mail.ReadBasic.All", "Mail.ReadBasic", "Mail.Read", "Mail.ReadWrite",

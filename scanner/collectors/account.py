@@ -390,7 +390,7 @@ class AccountCollector:
         out: dict[str, Any] = {}
         # forwarding / protocols / delegates come from Exchange
         if row is not None and directory is not None:
-            out["forwarding"] = forwarding_from_mailbox(row, directory)
+            out["forwarding"] = forwarding_from_mailbox(row, directory, src.data.get("recipients"))
             if "cas" in src.data:
                 cas = cas_for(src.data["cas"], uid, row)
                 out["protocols"] = protocols_from_cas(cas) if cas is not None else NotCollected(

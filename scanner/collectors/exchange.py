@@ -10,11 +10,12 @@ Identity / Name / display name, so :class:`MailboxDirectory` keeps an alias inde
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
 from scanner.collectors._util import as_bool, as_list, as_str, legacy_dn, parse_recipient, strip_smtp
-from scanner.graph.client import ExchangeApi
+from scanner.graph.client import ApiError, ExchangeApi
 
 UNLIMITED = {"ResultSize": "Unlimited"}  # and follow nextLinks: reports disagree on who applies ResultSize
 
@@ -106,6 +107,66 @@ async def read_mailboxes(ex: ExchangeApi) -> MailboxDirectory:
     async for page in ex.iter_invoke("Get-Mailbox", UNLIMITED):
         rows.extend(_mailbox_row(r) for r in page)
     return MailboxDirectory.from_rows(rows)
+
+
+MAX_RECIPIENT_LOOKUPS = 500  # distinct unresolved ForwardingAddress targets looked up per scan (normally a handful)
+
+
+def forward_targets(rows: list[dict[str, Any]]) -> list[str]:
+    """The ``ForwardingAddress`` identities of mailbox rows that are not themselves an address."""
+    return [r["fwd_addr"] for r in rows if r.get("fwd_addr") and parse_recipient(r["fwd_addr"])[1] is None]
+
+
+def _delivery_address(r: dict[str, Any]) -> str | None:
+    # A mail contact or mail user receives at ExternalEmailAddress (a proxy address, "SMTP:x@y"); PrimarySmtpAddress is
+    # its address inside the organisation (for a contact usually the same).
+    for key in ("ExternalEmailAddress", "PrimarySmtpAddress", "WindowsEmailAddress"):
+        addr = strip_smtp(r.get(key))
+        if addr and "@" in addr and ":" not in addr:
+            return addr
+    return None
+
+
+async def resolve_recipients(ex: ExchangeApi, identities: list[str],
+                             directory: DirectoryLookups) -> tuple[dict[str, str], list[str]]:
+    """Delivery addresses for ``ForwardingAddress`` targets that name no mailbox, by ``Get-Recipient -Identity``.
+
+    Exchange prints ``ForwardingAddress`` as the target recipient's identity (its name), never as an address
+    (graph-api.md §3.2). A mailbox target is resolved through the mailbox directory; anything else — a mail contact or
+    a mail user pointing outside the tenant, the usual way an admin account forwards a mailbox outside — is only known
+    to Get-Recipient. Returns ({identity (lower case): address}, notes); a lookup that fails leaves its identity
+    unresolved and a note says so (the forward is still recorded with its raw identity).
+    """
+    wanted = sorted({i.strip() for i in identities if i and i.strip() and directory.resolve(i) is None},
+                    key=str.lower)
+    notes: list[str] = []
+    if len(wanted) > MAX_RECIPIENT_LOOKUPS:
+        notes.append(f"{len(wanted) - MAX_RECIPIENT_LOOKUPS} forwarding target(s) not looked up with Get-Recipient "
+                     f"(more than {MAX_RECIPIENT_LOOKUPS})")
+        wanted = wanted[:MAX_RECIPIENT_LOOKUPS]
+
+    async def one(ident: str) -> tuple[str, str | None, str | None]:
+        try:
+            rows = await ex.invoke("Get-Recipient", {"Identity": ident})
+        except ApiError as err:
+            return ident, None, err.short()
+        addrs = {a for a in (_delivery_address(r) for r in rows) if a}
+        if len(addrs) != 1:
+            return ident, None, "not found" if not addrs else "ambiguous"
+        return ident, addrs.pop(), None
+
+    out: dict[str, str] = {}
+    failed: list[tuple[str, str]] = []
+    for ident, addr, why in await asyncio.gather(*(one(i) for i in wanted)):
+        if addr:
+            out[ident.lower()] = addr
+        else:
+            failed.append((ident, why or "not found"))
+    if failed:
+        shown = ", ".join(f"{i!r} ({why})" for i, why in failed[:5])
+        notes.append(f"Get-Recipient could not resolve {len(failed)} mailbox forwarding target(s), so their "
+                     f"destination is unknown: {shown}")
+    return out, notes
 
 
 def _cas_row(r: dict[str, Any]) -> dict[str, Any]:

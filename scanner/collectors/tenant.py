@@ -163,10 +163,12 @@ def _view(rows: RowStore, name: str) -> Any:
 MAILBOXES_STREAMED = "streamed"  # data["mailboxes"] marker: the directory is a StoredMailboxDirectory
 
 
-async def _stream_mailboxes(ex: ExchangeApi, rows: RowStore) -> str:
+async def _stream_mailboxes(ex: ExchangeApi, rows: RowStore, forward_targets: list[str]) -> str:
     seq = 0
     async for page in ex.iter_invoke("Get-Mailbox", exo.UNLIMITED):
-        StoredMailboxDirectory.add_page(rows, [exo._mailbox_row(r) for r in page], seq)
+        mapped = [exo._mailbox_row(r) for r in page]
+        StoredMailboxDirectory.add_page(rows, mapped, seq)
+        forward_targets.extend(exo.forward_targets(mapped))
         seq += 1
         await asyncio.sleep(0)
     return MAILBOXES_STREAMED
@@ -246,6 +248,8 @@ async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, r
                 src._event(name).set()
                 src._progress(name)
 
+    forward_targets: list[str] = []
+
     async def mailboxes_then_directory(coro: Any) -> None:
         # The directory (and the SendAs index, which needs it) is what per-account work waits for first.
         try:
@@ -254,6 +258,12 @@ async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, r
                 m = src.data["mailboxes"]
                 src.directory = exo.MailboxDirectory.from_rows(m) if isinstance(m, list) else \
                     StoredMailboxDirectory(rows)  # type: ignore[arg-type]
+                if isinstance(m, list):
+                    forward_targets.extend(exo.forward_targets(m))
+                # ForwardingAddress targets no mailbox carries (mail contacts, mail users): usually none, so no call.
+                resolved, notes = await exo.resolve_recipients(x, forward_targets, src.directory)
+                src.data["recipients"] = resolved
+                src.notes.extend(notes)
         finally:
             src._event("mailboxes").set()
 
@@ -268,7 +278,8 @@ async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, r
     ]
     if need_exchange:
         jobs += [
-            mailboxes_then_directory(_stream_mailboxes(x, rows) if streamed else exo.read_mailboxes(x)),
+            mailboxes_then_directory(_stream_mailboxes(x, rows, forward_targets) if streamed
+                                     else exo.read_mailboxes(x)),
             run("cas", _stream_cas(x, rows) if streamed else exo.read_cas(x), "exchange"),
             run("send_as", read_send_as(x), "exchange"),
             run("blocked", exo.read_blocked_senders(x), "exchange"),

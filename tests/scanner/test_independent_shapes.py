@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from scanner.simulator import SimOptions, create_app, generate_tenant
+from scanner.store import Store
+from scanner.sweep import TENANT_KEY
 from tests.reliability.helpers import assert_nothing_lost, env_for, read_findings_json, scan, snapshot
 
 Doc = dict[str, Any]
@@ -168,3 +170,74 @@ def test_rule_recipients_named_by_legacy_exchange_dn_resolve_to_their_address(tm
     # The same tenant read in either form gives the same findings.
     assert _keys(tmp_path / "out") == _keys(tmp_path / "base" / "out")
     assert_nothing_lost(env, result)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Get-Mailbox prints ForwardingAddress as the target recipient's identity (its name), never as an address: a mailbox
+# forwarding to a mail contact outside the tenant names the contact. Get-Recipient says where the contact's mail goes
+# (ExternalEmailAddress). The simulator prints an external target's address itself.
+
+FORWARDER = "grady.archie@contoso.com"
+CONTACT = "Evil Forwarder"
+OUTSIDE = "collector@evil-mail.example"
+
+
+def _contact_forward_tenant() -> Any:
+    tenant = generate_tenant(users=40, seed=7, scenarios=True)
+    tenant.set_forwarding(FORWARDER, address=OUTSIDE, deliver_and_forward=False, log=False)
+    return tenant
+
+
+def _forward_to_contact(cmdlet: str, _params: Doc, doc: Doc) -> Doc:
+    for row in doc.get("value") or []:
+        if cmdlet == "Get-Mailbox" and str(row.get("ForwardingAddress") or "").lower() == OUTSIDE:
+            row["ForwardingAddress"] = CONTACT
+    return doc
+
+
+def _get_recipient(cmdlet: str, params: Doc) -> Doc | None:
+    if cmdlet != "Get-Recipient":
+        return None
+    rows = []
+    if str(params.get("Identity") or "").lower() == CONTACT.lower():
+        rows.append({"Identity": CONTACT, "Name": CONTACT, "DisplayName": CONTACT, "Alias": "EvilForwarder",
+                     "RecipientType": "MailContact", "RecipientTypeDetails": "MailContact",
+                     "PrimarySmtpAddress": OUTSIDE, "ExternalEmailAddress": f"SMTP:{OUTSIDE}",
+                     "EmailAddresses@odata.type": "#Collection(String)", "EmailAddresses": [f"SMTP:{OUTSIDE}"]})
+    return {"@odata.context": "https://outlook.office365.com/adminapi/beta/$metadata#Collection(Exchange.GenericHashTable)",
+            "adminapi.warnings@odata.type": "#Collection(String)", "@adminapi.warnings": [], "value": rows}
+
+
+def test_forwarding_address_naming_a_mail_contact_is_resolved_and_found(tmp_path: Path) -> None:
+    tenant = _contact_forward_tenant()
+    app = create_app(tenant, SimOptions())
+    exo = ExchangeAs(app, fix=_forward_to_contact, answer=_get_recipient)
+    env = env_for(tmp_path, tenant, app, asgi=exo)
+    result = asyncio.run(scan(env, tmp_path / "out"))
+    assert result.errors == [] and result.exit_code == 0
+
+    fwd = snapshot(env, result, FORWARDER).require("forwarding")
+    assert fwd.forwarding_address == CONTACT
+    assert fwd.forwarding_address_resolved == OUTSIDE
+    hits = [f for f in _findings(tmp_path / "out")
+            if f["account"] == FORWARDER and f["detector"] == "mail.mailbox_external_forward"]
+    assert len(hits) == 1 and hits[0]["evidence"]["destination"] == OUTSIDE
+    # One lookup for the one name no mailbox carries; mailbox forwards are resolved without asking.
+    assert [p.get("Identity") for c, p in exo.calls if c == "Get-Recipient"] == [CONTACT]
+    assert_nothing_lost(env, result)
+
+
+def test_forwarding_address_that_cannot_be_looked_up_stays_unresolved_and_noted(tmp_path: Path) -> None:
+    # A service without Get-Recipient (403 with a NUL byte, as Exchange answers an unknown cmdlet): the forward keeps its
+    # raw identity, the scan says why, nothing else changes.
+    tenant = _contact_forward_tenant()
+    app = create_app(tenant, SimOptions())
+    exo = ExchangeAs(app, fix=_forward_to_contact)
+    env = env_for(tmp_path, tenant, app, asgi=exo)
+    result = asyncio.run(scan(env, tmp_path / "out"))
+    assert result.exit_code == 0
+    fwd = snapshot(env, result, FORWARDER).require("forwarding")
+    assert fwd.forwarding_address == CONTACT and fwd.forwarding_address_resolved is None
+    with Store(env.cfg.database_path) as store:
+        notes = store.get_tenant_data(result.scan_id, TENANT_KEY)["notes"]
+    assert any("Get-Recipient" in n and CONTACT in n for n in notes), notes
