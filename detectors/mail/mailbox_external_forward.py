@@ -52,6 +52,9 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
         if not dv.external:
             continue
         ev = {**dv.evidence(), "setting": field, "kept_copy": fwd.deliver_to_mailbox_and_forward}
+        if field == "ForwardingAddress" and fwd.forwarding_address and address_of(fwd.forwarding_address) != addr:
+            # The recipient as Get-Mailbox names it (a mail contact's name): what remediation finds on the mailbox.
+            ev["forwarding_address"] = fwd.forwarding_address
         if dv.domain_class == "partner":
             f = make_finding(META, account, evidence=ev, artefact=f"forward:{addr}", severity=Severity.INFO, score=0)
             yield suppressed(f, f"allowlist: {ev.get('allowlisted')}" + (

@@ -241,3 +241,33 @@ def test_forwarding_address_that_cannot_be_looked_up_stays_unresolved_and_noted(
     with Store(env.cfg.database_path) as store:
         notes = store.get_tenant_data(result.scan_id, TENANT_KEY)["notes"]
     assert any("Get-Recipient" in n and CONTACT in n for n in notes), notes
+
+
+def test_auto_remediation_clears_a_forward_to_a_mail_contact(tmp_path: Path) -> None:
+    # The finding names the contact's external address; the live mailbox names the contact. Auto mode acts only on
+    # destinations the findings name, so the finding must carry the identity Get-Mailbox shows too.
+    from click.testing import CliRunner
+
+    from remediators.cli import ConnectOptions, remediate_command
+    from tests.conftest import sim_config_dict
+
+    tenant = generate_tenant(users=30, seed=11, scenarios=False)
+    victim = next(u.userPrincipalName for u in tenant.iter_users() if u.mailbox is not None and u.mailbox.kind == "user")
+    tenant.set_forwarding(victim, address=OUTSIDE, log=False)
+    # A second family of evidence (a rule hiding security notices), so the account reads "compromised".
+    tenant.add_rule(victim, displayName=".", conditions={"subjectContains": ["hacked", "phishing", "suspicious"]},
+                    actions={"delete": True, "markAsRead": True}, log=False)
+    app = create_app(tenant, SimOptions())
+    exo = ExchangeAs(app, fix=_forward_to_contact, answer=_get_recipient)
+    sections = {"remediation": {"allow_auto": True, "steps": ["remove_forwarding"]}}
+    env = env_for(tmp_path, tenant, app, asgi=exo, **sections)
+    assert asyncio.run(scan(env)).exit_code == 0
+    config = tmp_path / "m365sweep.toml"
+    config.write_text("".join(f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
+                              for name, values in sim_config_dict(tenant, tmp_path, **sections).items()))
+    options = ConnectOptions(credential=env.credential, transport=env.transport, verify_timeout=0.0, poll_interval=0.0)
+    res = CliRunner().invoke(remediate_command, ["--config", str(config), "--auto", "--yes"], obj=options,
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert tenant.user(victim).mailbox.forwarding_address is None, res.output
+    assert any(c == "Set-Mailbox" and p.get("Identity") == victim for c, p in exo.calls)
