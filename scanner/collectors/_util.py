@@ -71,13 +71,14 @@ def parse_dt(value: Any) -> datetime | None:
         return None
     text = value.strip()
     # Graph sends up to 7 fractional digits; fromisoformat accepts at most 6 before Python 3.11's relaxed parser.
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text).replace("Z", "+00:00")
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    if text[-1:] in ("Z", "z"):  # RFC 3339 allows a lowercase "z"
+        text = text[:-1] + "+00:00"
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
         return None
     if dt.tzinfo is None:
-
         dt = dt.replace(tzinfo=UTC)
     return dt
 

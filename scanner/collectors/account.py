@@ -79,7 +79,9 @@ async def _count(graph: GraphApi, res: BatchResult, path: str, scope: str) -> in
         raise res.error(path)
     body = res.body if isinstance(res.body, dict) else {}
     n = body.get("@odata.count")
-    if isinstance(n, int):
+    if isinstance(n, str) and n.isdigit():  # OData JSON: a count may be a string (IEEE754Compatible=true)
+        n = int(n)
+    if isinstance(n, int) and not isinstance(n, bool):
         return n
     # No count (a service that ignores $count): count the pages instead.
     return len(await _values(graph, res, path, scope))

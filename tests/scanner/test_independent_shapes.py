@@ -271,3 +271,36 @@ def test_auto_remediation_clears_a_forward_to_a_mail_contact(tmp_path: Path) -> 
     assert res.exit_code == 0, res.output
     assert tenant.user(victim).mailbox.forwarding_address is None, res.output
     assert any(c == "Set-Mailbox" and p.get("Identity") == victim for c, p in exo.calls)
+
+
+# ---- Graph: OData details a service may use -------------------------------------------------------------------------
+def test_sent_items_count_sent_as_a_string_is_read_as_the_count(tmp_path: Path) -> None:
+    # OData JSON lets a service write Edm.Int64 values, @odata.count among them, as strings (IEEE754Compatible=true).
+    from tests.reliability.helpers import MangleJson
+
+    tenant = generate_tenant(users=40, seed=7, scenarios=True)
+    app = create_app(tenant, SimOptions())
+
+    def as_text(doc: Doc) -> Doc:
+        if isinstance(doc.get("@odata.count"), int):
+            doc["@odata.count"] = str(doc["@odata.count"])
+            doc["value"] = []  # and no page to count instead
+            doc.pop("@odata.nextLink", None)
+        return doc
+
+    env = env_for(tmp_path, tenant, app, asgi=MangleJson(app, "/messages", as_text))
+    result = asyncio.run(scan(env))
+    assert result.errors == [] and result.exit_code == 0
+    assert snapshot(env, result, "lee.gu@contoso.com").require("sending").sent_last_24h == 900
+
+
+def test_timestamps_with_a_lowercase_z_are_utc() -> None:
+    from datetime import UTC, datetime
+
+    from scanner.collectors._util import parse_dt
+
+    want = datetime(2026, 11, 30, 8, 15, 2, 123456, tzinfo=UTC)
+    assert parse_dt("2026-11-30T08:15:02.1234567z") == want
+    assert parse_dt("2026-11-30T08:15:02.1234567Z") == want
+    assert parse_dt("2026-11-30T09:15:02.1234567+01:00") == want
+    assert parse_dt("2026-11-30T08:15:02.123456") == want  # no zone: UTC, as Graph means it
