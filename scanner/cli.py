@@ -196,6 +196,7 @@ def scan_command(config_paths: tuple[Path, ...], out_dir: Path | None, fail_on: 
     _logging(cfg, quiet)
     _certificate_warning(cfg)
     out = out_dir or (cfg.resolve(cfg.storage.output_dir) if cfg.storage.output_dir else Path(DEFAULT_OUT))
+    _writable_dir(out)
     progress = make_progress(quiet=quiet, tenant=cfg.label)
     try:
         result = asyncio.run(run_scan(cfg, out_dir=out, resume=resume, progress=progress, fail_on=fail_on))
@@ -206,6 +207,24 @@ def scan_command(config_paths: tuple[Path, ...], out_dir: Path | None, fail_on: 
 
     after_scan_of(cfg, result, out)  # retention + webhook notification (ops); never raises
     sys.exit(result.exit_code)
+
+
+def _writable_dir(out: Path) -> None:
+    """Prove the output directory can be created and written before the sweep: a bad ``--out`` is one line and
+    exit 2 now, not an internal error after the whole tenant was read. Creates nothing: a probe file in the directory,
+    or in its nearest existing parent, is removed at once (a refused scan leaves no empty output directory)."""
+    import tempfile
+
+    probe = out.absolute()
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    try:
+        if not probe.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(probe))
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".m365sweep-write-test-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot write to the output directory {out}: {exc.strerror or exc}") from None
 
 
 def _certificate_warning(cfg: Any) -> None:
@@ -247,7 +266,8 @@ def demo_config(srv: Any, out: Path) -> Any:
 @cli.command("demo")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(DEMO_OUT),
               show_default=True, help="Output directory.")
-@click.option("--users", default=200, show_default=True, type=int, help="Users in the simulated tenant.")
+@click.option("--users", default=200, show_default=True, type=click.IntRange(min=1),
+              help="Users in the simulated tenant.")
 @click.option("--seed", default=7, show_default=True, type=int, help="Simulator seed.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 def demo_command(out_dir: Path, users: int, seed: int, quiet: bool) -> None:
@@ -259,6 +279,7 @@ def demo_command(out_dir: Path, users: int, seed: int, quiet: bool) -> None:
 
     _logging(None, quiet)
     out = out_dir.resolve()
+    _writable_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):  # a fresh demo each run: no drift against an earlier demo
         (out / f"m365sweep-demo.db{suffix}").unlink(missing_ok=True)
@@ -377,6 +398,14 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `m365sweep` (click >= 8.2): the help is the message
+            exc.show()
+            sys.exit(exc.exit_code)
+        # One line, like every other exit 2 (interface.md), instead of click's Usage / Try / blank / Error block.
+        where = exc.ctx.command_path if exc.ctx is not None else "m365sweep"
+        click.echo(f"error: {' '.join(exc.format_message().split())} (see '{where} --help')", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
