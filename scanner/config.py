@@ -62,7 +62,9 @@ class ConfigError(Exception):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a wrong type is an error naming the key, never a guess (lax pydantic reads allow_auto = "yes" as true
+    # and max_accounts_per_run = true as 1). TOML has native booleans, integers and dates, so nothing valid is lost.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -95,7 +97,7 @@ class EndpointsSection(_Section):
     exchange: str | None = None
     authority: str | None = None
 
-    @field_validator("graph", "exchange", "authority")
+    @field_validator("graph", "exchange")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
         if v is None:
@@ -103,6 +105,18 @@ class EndpointsSection(_Section):
         v = v.strip().rstrip("/")
         if not re.match(r"^https?://[^/\s]+", v):
             raise ValueError("must be an http(s) URL")
+        return v
+
+    @field_validator("authority")
+    @classmethod
+    def _authority(cls, v: str | None) -> str | None:
+        # azure-identity takes a host ("login.microsoftonline.com", as config.example.toml shows) or an https URL,
+        # and refuses plain http: Entra sign-in needs TLS.
+        if v is None:
+            return v
+        v = v.strip().rstrip("/")
+        if not (re.match(r"^https://[^/\s]+", v) or re.match(r"^[A-Za-z0-9.-]+(:\d+)?$", v)):
+            raise ValueError("must be a host name (login.microsoftonline.com) or an https URL")
         return v
 
 
@@ -280,7 +294,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))  # -sig: editors on Windows save a byte-order mark
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
