@@ -52,7 +52,11 @@ class TenantLock:
     def acquire(self) -> TenantLock:
         if self._fd is not None:
             return self
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # [storage] database under a file, or on a read-only file system: exit 2, one line
+            raise StoreError(f"cannot create the database directory {self.path.parent}: "
+                             f"{exc.strerror or exc}") from None
         key = str(self.path.resolve())
         me = threading.get_ident()
         with _REG_LOCK:
@@ -71,7 +75,10 @@ class TenantLock:
         return self
 
     def _lock_file(self) -> int:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot create the lock file {self.path}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
