@@ -127,6 +127,11 @@ def _load(config: str) -> tuple[Any, Any]:
         cfg = load_config(config)
     except ConfigError as exc:
         _fail(str(exc))
+    # The configured log format with the secret-redacting filter; without it Python's last-resort handler printed
+    # library warnings (azure-identity's get_token failures) raw next to our one error line.
+    from scanner.cli import _logging
+
+    _logging(cfg, quiet=True)
     try:
         store = Store(cfg.database_path)
     except StoreError as exc:
@@ -291,6 +296,9 @@ def _remediate_auto(cfg: Any, store: Any, console: Console, *, dry_run: bool, ye
 @click.argument("action_id")
 def undo_command(config: str, action_id: str) -> None:
     """Reverse a journaled action where possible (a role assignment, a disabled rule, cleared forwarding ...)."""
+    if not action_id.strip():
+        # An empty id would match the journal's decision rows (pending, protected ...), which carry no action id.
+        _fail("ACTION_ID is empty: give the action id shown in the remediation result table")
     cfg, store = _load(config)
 
     async def go(conn: Any) -> str:

@@ -133,6 +133,9 @@ def setup_logging(fmt: str = "plain", level: str = "info", stream: TextIO | None
     # Library loggers that log full URLs or headers at INFO/DEBUG: keep them at WARNING unless debugging.
     for noisy in ("httpx", "httpcore", "azure", "kiota_http", "apscheduler.executors.default"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+    # azure-identity logs "<Credential>.get_token failed: ..." as a WARNING before raising; the caller reports the same
+    # failure as its own one line (exit 2), so outside debugging the warning is a duplicate.
+    logging.getLogger("azure.identity").setLevel(logging.DEBUG if level == "debug" else logging.ERROR)
     return handler
 
 
