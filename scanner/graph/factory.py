@@ -186,6 +186,19 @@ def _proxy_configured() -> bool:
                                             "all_proxy"))
 
 
+def _is_loopback(url: str) -> bool:
+    """Whether ``url`` names this machine (the simulator of ``demo`` / ``simulate``)."""
+    import ipaddress
+
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def connect(
     cfg: Config,
     *,
@@ -209,8 +222,10 @@ def connect(
     # [scan] request_timeout: a hung request is abandoned, retried, then a coverage gap (never a hung scan).
     req_timeout = cfg.scan.request_timeout
     timeout = httpx.Timeout(req_timeout or 100.0, connect=min(30.0, req_timeout or 30.0))
+    # A loopback endpoint is never reached through HTTP(S)_PROXY: a proxy cannot see this machine's 127.0.0.1, and
+    # `demo` must work on a host whose proxy settings do not list it in NO_PROXY.
     http = httpx.AsyncClient(transport=transport, limits=limits, timeout=timeout,
-                             base_url=f"{graph_url}/v1.0")
+                             base_url=f"{graph_url}/v1.0", trust_env=not _is_loopback(graph_url))
     # Retries are ours (scanner.graph.client): the SDK's RetryHandler crashes on fractional Retry-After values.
     http = GraphClientFactory.create_with_default_middleware(
         client=http, options={RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=0, should_retry=False)}
@@ -236,7 +251,8 @@ def connect(
         ex_pools = max(1, math.ceil(in_flight / 4))
         ex_limits = httpx.Limits(max_connections=math.ceil(in_flight / ex_pools),
                                  max_keepalive_connections=math.ceil(in_flight / ex_pools))
-        ex_https = [httpx.AsyncClient(transport=transport, limits=ex_limits, timeout=ex_timeout)
+        ex_https = [httpx.AsyncClient(transport=transport, limits=ex_limits, timeout=ex_timeout,
+                                      trust_env=not _is_loopback(cfg.exchange_url))
                     for _ in range(ex_pools)]
     ex_tokens = _ExchangeTokens(cred, cfg.exchange_url)
     exchange = ExchangeApi(ex_https, cfg.exchange_url, cfg.tenant.tenant_id, ex_tokens,
