@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 
 @click.command("simulate")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8765, show_default=True, type=int, help="Port (0 picks a free one).")
-@click.option("--users", default=200, show_default=True, type=int, help="Number of users in the tenant.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+              help="Port (0 picks a free one).")
+@click.option("--users", default=200, show_default=True, type=click.IntRange(min=1),
+              help="Number of users in the tenant.")
 @click.option("--seed", default=7, show_default=True, type=int, help="Generator seed.")
 @click.option("--latency-ms", default=0, show_default=True, type=int, help="Added latency per request.")
 @click.option("--throttle", is_flag=True, help="Enforce Microsoft's published Graph limits (429 + Retry-After).")
@@ -28,9 +32,12 @@ def simulate_command(host: str, port: int, users: int, seed: int, latency_ms: in
     app = create_app(tenant, SimOptions(latency_ms=latency_ms, throttle=throttle, fault_rate=fault_rate, seed=seed,
                                             exchange_read_lag_reads=exchange_lag_reads,
                                             exchange_read_lag_seconds=exchange_lag_seconds))
-    srv = SimulatorServer(app, host=host, port=port)
+    try:
+        srv = SimulatorServer(app, host=host, port=port)
+    except OSError as exc:  # port taken, address not local: one line, exit 2
+        click.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        sys.exit(2)
     click.echo(srv.banner())
-    import sys
     sys.stdout.flush()
     try:
         srv.serve_forever()
