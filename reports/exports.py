@@ -39,17 +39,20 @@ def neutralise_cell(value: Any) -> str:
 
 
 def iter_account_rows(store: Store, scan_id: str, page: int = 1000) -> Iterator[dict[str, Any]]:
-    """Every scanned account of the scan as ``{"userPrincipalName", "verdict", "score"}``, streamed in upn order."""
+    """Every scanned account of the scan as ``{"userPrincipalName", "verdict", "score", ...}``, streamed in upn
+    order (docs/interface.md: plus ``privileged``, ``coverage_gaps`` and ``reasons``, why the verdict)."""
     # Store.accounts() builds the whole list; at 100k accounts this cursor keeps memory flat.
     cur = store.db.execute(
-        "select upn, verdict, score, privileged, has_gaps from accounts where scan_id = ? order by upn", [scan_id])
+        "select upn, verdict, score, privileged, has_gaps, reasons from accounts where scan_id = ? order by upn",
+        [scan_id])
     while True:
         rows = cur.fetchmany(page)
         if not rows:
             return
-        for upn, verdict, score, privileged, has_gaps in rows:
+        for upn, verdict, score, privileged, has_gaps, reasons in rows:
             yield {"userPrincipalName": upn, "verdict": verdict or "clean", "score": int(score or 0),
-                   "privileged": bool(privileged), "coverage_gaps": bool(has_gaps)}
+                   "privileged": bool(privileged), "coverage_gaps": bool(has_gaps),
+                   "reasons": [str(r) for r in json.loads(reasons or "[]")]}
 
 
 def scan_header(store: Store, scan_id: str) -> dict[str, Any]:
