@@ -19,6 +19,11 @@ Service = Literal["graph", "exchange"]
 
 DIRECTORY_READ = ("User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All")
 EXCHANGE = ("Exchange.ManageAsApp",)
+# Get-TransportRule is not in the recipient roles the per-mailbox cmdlets need (Exchange Recipient Administrator):
+# it needs a configuration role (Microsoft365DSC EXOTransportRule: read = "View-Only Configuration").
+TRANSPORT_RULES_ROLE = ("an Exchange RBAC role holding Get-TransportRule: \"View-Only Configuration\" (role group "
+                        "View-Only Organization Management, or the Entra role Global Reader) or \"Transport Rules\" "
+                        "(Exchange Administrator)")
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ COLLECTORS: dict[str, tuple[Need, ...]] = {
     "sending": (_g("Mail.ReadBasic.All", "Mail.Read", "Mail.ReadWrite", why="sent items in the last 24 h"),
                 _x("Get-BlockedSenderAddress: restricted senders")),
     "protocols": (_x("Get-CASMailbox"),),
+    "transport_rules": (_x("Get-TransportRule: the organisation's mail-flow rules (redirect / Bcc / copy outside, "
+                           "spam-filter bypass); plus the Exchange role View-Only Configuration or Transport Rules"),),
 }
 
 # Collectors without which no scan is possible: a 403 here is exit 2, not a coverage gap.

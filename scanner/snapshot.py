@@ -334,6 +334,43 @@ class AppRoleGrant(_Frozen):
     created_date_time: datetime | None = None
 
 
+class TransportRule(_Frozen):
+    """One Exchange Online mail-flow (transport) rule, from ``Get-TransportRule`` (graph-api.md §3.4). Tenant-level:
+    a transport rule applies to the organisation's mail flow, not to any one mailbox, so it lives on
+    :class:`TenantInfo`. Field names are the cmdlet's property names in snake_case; recipient lists hold what Exchange
+    printed, reduced to a bare SMTP address where one could be read (``"Name" [SMTP:a@b]`` -> ``a@b``)."""
+
+    name: str
+    identity: str | None = None  # Identity / Guid / ImmutableId: what Disable-TransportRule -Identity takes
+    guid: str | None = None
+    state: str | None = None  # "Enabled" | "Disabled"
+    mode: str | None = None  # "Enforce" | "Audit" | "AuditAndNotify" (test modes: actions are logged, not applied)
+    priority: int | None = None
+    redirect_message_to: tuple[str, ...] = ()
+    blind_copy_to: tuple[str, ...] = ()
+    copy_to: tuple[str, ...] = ()
+    add_to_recipients: tuple[str, ...] = ()
+    add_manager_as_recipient_type: str | None = None  # To | Cc | Bcc | Redirect (the sender's / recipient's manager)
+    route_message_outbound_connector: str | None = None
+    set_scl: int | None = None  # -1 = bypass spam filtering
+    set_header_name: str | None = None
+    set_header_value: str | None = None
+    delete_message: bool = False
+    quarantine: bool = False
+    stop_rule_processing: bool = False
+    # Conditions and exceptions present on the rule (From, FromScope, SentTo, SentToScope, SenderDomainIs,
+    # SubjectContainsWords, ExceptIfFrom ...): property name -> value as Exchange printed it (lists of strings mostly).
+    conditions: Mapping[str, Any] = Field(default_factory=dict)
+    exceptions: Mapping[str, Any] = Field(default_factory=dict)
+    description: str | None = None  # Exchange's own plain-text summary of conditions and actions
+    comments: str | None = None
+    when_changed: datetime | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return (self.state or "Enabled").strip().lower() != "disabled"
+
+
 class TenantInfo(_Frozen):
     """Tenant-level facts every detector may use."""
 
@@ -356,3 +393,6 @@ class TenantInfo(_Frozen):
     # The appId the scanner itself signed in as (token ``appid`` / ``azp`` claim, else [tenant] client_id): its own
     # read permissions and Exchange.ManageAsApp are expected, not a back-door.
     scanner_app_id: str | None = None
+    # Exchange Online mail-flow (transport) rules; None when Get-TransportRule could not be read (or the scan predates
+    # this field) — "unknown", never "none".
+    transport_rules: tuple[TransportRule, ...] | None = None

@@ -22,18 +22,20 @@ from scanner.collectors.oauth_grants import read_grants
 from scanner.collectors.registration import compact_registration, read_registration
 from scanner.collectors.roles import privileged_principals, read_roles
 from scanner.collectors.tenant_rows import RowIndex, RowMap, RowStore, StoredMailboxDirectory
+from scanner.collectors.transport_rules import read_transport_rules, transport_rules_gap
 from scanner.graph.client import ApiError, ExchangeApi, GraphApi
 from scanner.graph.factory import Connection, token_claims
-from scanner.snapshot import AppRoleGrant, NotCollected, PrivilegedPrincipal
+from scanner.snapshot import AppRoleGrant, NotCollected, PrivilegedPrincipal, TransportRule
 
 # source name -> the snapshot collection (or pseudo-collector) it feeds, for gap messages and permission names
 SOURCES = {
     "mailboxes": "forwarding", "cas": "protocols", "send_as": "delegates", "blocked": "sending",
     "registration": "registration", "roles": "roles", "grants": "oauth_grants", "domains": "domains",
     "app_roles": "app_roles",  # application permissions on Graph / Exchange Online (tenant-level only)
+    "transport_rules": "transport_rules",  # Get-TransportRule: the organisation's mail-flow rules (tenant-level only)
 }
 # Sources only tenant-level detectors read: per-account assembly never waits for them.
-TENANT_ONLY = ("app_roles",)
+TENANT_ONLY = ("app_roles", "transport_rules")
 
 
 STREAMED = ("mailboxes", "cas", "registration")  # large: rows in the scan database (tenant_rows), not in the blob
@@ -131,6 +133,12 @@ class TenantSources:
             return None
         return tuple(AppRoleGrant(**r) for r in self.data["app_roles"].get("assignments") or ())
 
+    def transport_rules(self) -> tuple[TransportRule, ...] | None:
+        """The organisation's mail-flow rules; None when Get-TransportRule was not read ("unknown", never "none")."""
+        if "transport_rules" not in self.data:
+            return None
+        return tuple(TransportRule(**r) for r in self.data["transport_rules"])
+
     def scanner_app_id(self) -> str | None:
         return (self.data.get("app_roles") or {}).get("scanner_app_id")
 
@@ -225,7 +233,9 @@ async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, r
         try:
             result = await coro
         except ApiError as err:
-            src.gaps[name] = gap(err, SOURCES[name], service=service)
+            # Get-TransportRule needs an Exchange configuration role the mailbox cmdlets do not: name it.
+            special = transport_rules_gap(err) if name == "transport_rules" else None
+            src.gaps[name] = special or gap(err, SOURCES[name], service=service)
         else:
             if name == "roles":
                 by_principal, notes = result
@@ -283,9 +293,10 @@ async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, r
             run("cas", _stream_cas(x, rows) if streamed else exo.read_cas(x), "exchange"),
             run("send_as", read_send_as(x), "exchange"),
             run("blocked", exo.read_blocked_senders(x), "exchange"),
+            run("transport_rules", read_transport_rules(x), "exchange"),
         ]
     else:
-        for name in ("mailboxes", "cas", "send_as", "blocked"):
+        for name in ("mailboxes", "cas", "send_as", "blocked", "transport_rules"):
             src._event(name).set()
     await asyncio.gather(*jobs)
     return src.finish()
