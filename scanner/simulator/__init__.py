@@ -42,7 +42,11 @@ Planting changes between scans: ``tenant.add_rule(upn, displayName=..., conditio
 ``tenant.block_sender(upn)``, ``tenant.add_app_role_assignment("Mail Sync Pro", "Microsoft Graph", "Mail.Send")``
 (an application permission; ``tenant.app_role_assignments``, ``tenant.app_roles_of(app)``; the scanning app
 ``tokens.SIM_APP_ID`` "m365sweep" holds its read permissions + Exchange.ManageAsApp in every tenant),
-``tenant.advance(seconds)`` (frozen clock only).
+``tenant.add_transport_rule("Archive all mail", BlindCopyTo=["x@gmail.com"], SetSCL=-1, State="Disabled", ...)``
+(an Exchange mail-flow rule, properties in Get-TransportRule's names; the same name again replaces it in place, as
+``Set-TransportRule`` would; ``tenant.transport_rules``, served by ``Get-TransportRule`` with every other property
+null; the planted and benign rules are data: ``scenarios/tenant/transport_rules.json``, ground truth in
+``tenant.tenant_labels["transportrule:<name>"]``), ``tenant.advance(seconds)`` (frozen clock only).
 
 Fault injection (deterministic): ``tenant.faults.add(match, kind, status=None, times=1, upn=None, method=None,
 retry_after="1", code=None, message=None)``. ``match`` is a regex searched in the Graph path (``/v1.0/users/...``)
@@ -59,7 +63,8 @@ the directory in listing order.
 
 Other options: ``SimOptions(token_lifetime_s=3600, exchange_page_size=1000, shuffle_batch=True, nul_403_gzip=True)``
 (unknown cmdlets answer 403 with a NUL byte declared as gzip, as the real endpoint does; httpx raises DecodingError on
-it unless the client streams the body).
+it unless the client streams the body). ``SimOptions(exchange_rbac_denied={"Get-TransportRule"})``: cmdlets outside
+the app's Exchange RBAC role(s), answered like an unknown cmdlet.
 
 Throttling (``SimOptions(throttle=True)``): Outlook per mailbox 4 concurrent / 10,000 per 10 min
 (``ApplicationThrottled``), directory resource units per 10 s by tenant size with ``x-ms-resource-unit`` /

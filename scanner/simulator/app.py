@@ -44,6 +44,10 @@ class SimOptions:
     # the next S seconds of the tenant's clock, show the state from before the write. See exchange.ReadLag.
     exchange_read_lag_reads: int = 0
     exchange_read_lag_seconds: float = 0.0
+    # Exchange RBAC: cmdlets outside the app's Exchange role(s) (e.g. {"Get-TransportRule"} for an app that holds only
+    # Exchange Recipient Administrator). The REST session is built from the roles, so such a cmdlet answers like an
+    # unknown one: 403 with a NUL byte declared as gzip (graph-api.md §3.2).
+    exchange_rbac_denied: frozenset[str] = frozenset()
 
 
 class Resp:
@@ -422,7 +426,7 @@ class SimulatorApp:
                 r = self._fault_response(f, rid, crid, exchange_api=True)
                 if r is not None:
                     return r
-        if cmdlet not in exchange.KNOWN_PARAMS:
+        if cmdlet not in exchange.KNOWN_PARAMS or cmdlet in self.options.exchange_rbac_denied:
             # Unknown cmdlets answer 403 with a NUL-byte body declared as gzip (graph-api.md §3.2).
             hdrs = {"Content-Type": "application/json"}
             if self.options.nul_403_gzip:

@@ -186,6 +186,125 @@ def _find_rules(t: Tenant, u: User, ident: str) -> list[Rule]:
     return hits
 
 
+# ---------------------------------------------------------------------------------------------- mail-flow rules
+# Get-TransportRule prints every predicate and action property of the TransportRule object, null when unset
+# (graph-api.md §3.4; property names = New-TransportRule's parameters). Multi-valued ones set on the rule are arrays
+# with the "@odata.type" sibling, like every other collection the admin API returns.
+_ETR_PREDICATES = (
+    "From", "FromMemberOf", "FromScope", "SentTo", "SentToMemberOf", "SentToScope", "BetweenMemberOf1",
+    "BetweenMemberOf2", "ManagerAddresses", "ManagerForEvaluatedUser", "SenderManagementRelationship",
+    "ADComparisonAttribute", "ADComparisonOperator", "SenderADAttributeContainsWords", "SenderADAttributeMatchesPatterns",
+    "RecipientADAttributeContainsWords", "RecipientADAttributeMatchesPatterns", "AnyOfToHeader", "AnyOfToHeaderMemberOf",
+    "AnyOfCcHeader", "AnyOfCcHeaderMemberOf", "AnyOfToCcHeader", "AnyOfToCcHeaderMemberOf", "HasClassification",
+    "SubjectContainsWords", "SubjectOrBodyContainsWords", "HeaderContainsMessageHeader", "HeaderContainsWords",
+    "FromAddressContainsWords", "SenderDomainIs", "RecipientDomainIs", "SubjectMatchesPatterns",
+    "SubjectOrBodyMatchesPatterns", "HeaderMatchesMessageHeader", "HeaderMatchesPatterns", "FromAddressMatchesPatterns",
+    "AttachmentNameMatchesPatterns", "AttachmentExtensionMatchesWords", "AttachmentPropertyContainsWords",
+    "AttachmentContainsWords", "AttachmentMatchesPatterns", "ContentCharacterSetContainsWords", "SCLOver",
+    "AttachmentSizeOver", "MessageSizeOver", "WithImportance", "MessageTypeMatches", "RecipientAddressContainsWords",
+    "RecipientAddressMatchesPatterns", "SenderInRecipientList", "RecipientInSenderList",
+    "AnyOfRecipientAddressContainsWords", "AnyOfRecipientAddressMatchesPatterns", "MessageContainsDataClassifications",
+    "SenderIpRanges")
+_ETR_SWITCHES = ("AttachmentIsUnsupported", "AttachmentProcessingLimitExceeded", "AttachmentHasExecutableContent",
+                 "AttachmentIsPasswordProtected", "HasNoClassification", "HasSenderOverride")
+_ETR_ACTIONS = (
+    "PrependSubject", "SetAuditSeverity", "ApplyClassification", "ApplyHtmlDisclaimerLocation",
+    "ApplyHtmlDisclaimerText", "ApplyHtmlDisclaimerFallbackAction", "ApplyRightsProtectionTemplate", "SetSCL",
+    "SetHeaderName", "SetHeaderValue", "RemoveHeader", "AddToRecipients", "CopyTo", "BlindCopyTo",
+    "AddManagerAsRecipientType", "ModerateMessageByUser", "RedirectMessageTo", "RejectMessageEnhancedStatusCode",
+    "RejectMessageReasonText", "SmtpRejectMessageRejectText", "SmtpRejectMessageRejectStatusCode", "LogEventText",
+    "SenderNotificationType", "GenerateIncidentReport", "IncidentReportContent", "GenerateNotification",
+    "RouteMessageOutboundConnector", "ApplyRightsProtectionCustomizationTemplate")
+_ETR_ACTION_SWITCHES = ("DeleteMessage", "Disconnect", "Quarantine", "StopRuleProcessing", "ModerateMessageByManager",
+                        "RouteMessageOutboundRequireTls", "ApplyOME", "RemoveOME", "RemoveOMEv2", "RemoveRMSAttachmentEncryption")
+_ETR_DESCRIBE = {
+    "From": "Is sent by '{}'", "FromMemberOf": "Is sent by a member of group '{}'", "FromScope": "Is received from '{}'",
+    "SentTo": "Is sent to '{}'", "SentToMemberOf": "Is sent to a member of group '{}'", "SentToScope": "Is sent to '{}'",
+    "SenderDomainIs": "Includes these domains in the sender's address: '{}'",
+    "RecipientDomainIs": "Is sent to a recipient whose address includes these domains: '{}'",
+    "SubjectContainsWords": "Includes these words in the message subject: '{}'",
+    "SubjectOrBodyContainsWords": "Includes these words in the message subject or body: '{}'",
+    "RedirectMessageTo": "Redirect the message to '{}'", "BlindCopyTo": "Blind carbon copy (Bcc) the message to '{}'",
+    "CopyTo": "Carbon copy (Cc) the message to '{}'", "AddToRecipients": "Add recipients to the To box: '{}'",
+    "AddManagerAsRecipientType": "Add the sender's manager as a recipient of type '{}'",
+    "SetSCL": "Set the spam confidence level (SCL) to '{}'", "ApplyHtmlDisclaimerText": "Append the disclaimer '{}'",
+    "RouteMessageOutboundConnector": "Use the following connector: '{}'",
+}
+
+
+def _etr_describe(r: dict) -> str:
+    def text(k: str) -> str:
+        v = r[k]
+        return _ETR_DESCRIBE[k].format("' or '".join(str(x) for x in v) if isinstance(v, list) else v)
+
+    conds = [text(k) for k in _ETR_PREDICATES if k in _ETR_DESCRIBE and r.get(k) not in (None, [])]
+    acts = [text(k) for k in _ETR_ACTIONS if k in _ETR_DESCRIBE and r.get(k) not in (None, [])]
+    head = "If the message:\r\n\t" + "\r\n\tand ".join(conds) + "\r\n" if conds else "Apply this rule to all messages\r\n"
+    return head + "Take the following actions:\r\n\t" + "\r\n\tand ".join(acts or ["Do nothing"]) + "\r\n"
+
+
+def transport_rule_row(t: Tenant, r: dict, priority: int) -> dict:
+    guid = r["_guid"]
+    d: dict[str, Any] = {
+        "Identity": r["Name"], "Name": r["Name"], "Guid": guid, "ImmutableId": guid,
+        "DistinguishedName": f"CN={r['Name']},CN=TransportVersioned,CN=Rules,CN=Transport Settings,"
+                             f"CN={t.name},CN=Microsoft Exchange,CN=Services,CN=Configuration,DC={t.name}",
+        "Priority": priority, "State": r.get("State", "Enabled"), "Mode": r.get("Mode", "Enforce"),
+        "RuleErrorAction": "Ignore", "SenderAddressLocation": "Header", "RuleVersion": "15.0.5.2",
+        "Comments": r.get("Comments", ""), "ManuallyModified": False, "ActivationDate": None, "ExpiryDate": None,
+        "DlpPolicy": None, "DlpPolicyId": "00000000-0000-0000-0000-000000000000", "RuleSubType": "None",
+        "UseLegacyRegex": False, "IsValid": True, "ObjectState": "Unchanged", "ExchangeVersion": "0.1 (8.0.535.0)",
+        "WhenChanged": iso(r["_changed"]), "WhenChangedUTC": iso(r["_changed"]),
+        "WhenCreated": iso(r["_changed"]), "WhenCreatedUTC": iso(r["_changed"]),
+    }
+    conditions, actions = [], []
+    for k in (*_ETR_PREDICATES, *("ExceptIf" + p for p in _ETR_PREDICATES)):
+        v = r.get(k)
+        if isinstance(v, list):
+            _multi(d, k, v)
+        else:
+            d[k] = v
+        if v not in (None, []) and not k.startswith("ExceptIf"):
+            conditions.append(f"Microsoft.Exchange.MessagingPolicies.Rules.Tasks.{k}Predicate")
+    for k in (*_ETR_SWITCHES, *("ExceptIf" + p for p in _ETR_SWITCHES), *_ETR_ACTION_SWITCHES):
+        d[k] = bool(r.get(k, False))
+    for k in _ETR_ACTIONS:
+        v = r.get(k)
+        if isinstance(v, list):
+            _multi(d, k, v)
+        else:
+            d[k] = v
+        if v not in (None, []):
+            actions.append(f"Microsoft.Exchange.MessagingPolicies.Rules.Tasks.{k}Action")
+    _multi(d, "Conditions", conditions or None)
+    _multi(d, "Exceptions", None)
+    _multi(d, "Actions", actions)
+    d["Description"] = _etr_describe(r)
+    return d
+
+
+def _get_transport_rules(t: Tenant, params: dict, warnings: list[str]) -> list[dict]:
+    rows = [transport_rule_row(t, r, i) for i, r in enumerate(t.transport_rules)]
+    if "Identity" in params:
+        ident = str(params["Identity"] or "").lower()
+        rows = [r for r in rows if ident in (r["Name"].lower(), r["Guid"].lower())]
+        if not rows:
+            raise not_found(t, str(params["Identity"]))
+    if params.get("State"):
+        state = str(params["State"]).lower()
+        if state not in ("enabled", "disabled"):
+            raise _binding_error("State", params["State"], ("Enabled", "Disabled"))
+        rows = [r for r in rows if r["State"].lower() == state]
+    rs = str(params.get("ResultSize", "1000"))
+    limit = None if rs.lower() == "unlimited" else int(rs)
+    if limit is not None and len(rows) > limit:
+        warnings.append(f"By default, only the first {limit} items are returned. Use the ResultSize parameter to "
+                        "specify the number of items returned. To return all items, specify \"-ResultSize "
+                        "Unlimited\".")
+        rows = rows[:limit]
+    return rows
+
+
 def _bool(v: Any) -> bool:
     return str(v).lower() == "true"
 
@@ -212,6 +331,7 @@ KNOWN_PARAMS = {
     "Add-RecipientPermission": {"Identity", "Trustee", "AccessRights", "Confirm"},
     "Remove-RecipientPermission": {"Identity", "Trustee", "AccessRights", "Confirm", "Deny"},
     "Get-AcceptedDomain": {"Identity"},
+    "Get-TransportRule": {"Identity", "State", "DlpPolicy", "ExcludeConditionActionDetails", "Filter", "ResultSize"},
 }
 
 
@@ -428,6 +548,8 @@ def _run(t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
             perms.remove(p)
             t.log("Remove-RecipientPermission", "Remove-RecipientPermission", u, detail={"Trustee": p["Trustee"]})
         return [], warnings
+    if cmdlet == "Get-TransportRule":
+        return _get_transport_rules(t, params, warnings), warnings
     if cmdlet == "Get-AcceptedDomain":
         rows = [{"Identity": d, "Name": d, "DomainName": d, "DomainType": "Authoritative", "Default": d == t.primary_domain,
                  "InitialDomain": d.endswith(".onmicrosoft.com")} for d in t.domains]

@@ -27,7 +27,7 @@ def scenario_files() -> list[str]:
 def _subst(t: Tenant, v: Any) -> Any:
     if isinstance(v, str):
         return v.replace("{primary}", t.primary_domain).replace("{sub}", t.domains[1]).replace(
-            "{onms}", t.onmicrosoft_domain).replace("{tenant}", t.tenant_id)
+            "{onms}", t.onmicrosoft_domain).replace("{tenant}", t.tenant_id).replace("{brand}", t.name)
     if isinstance(v, list):
         return [_subst(t, x) for x in v]
     if isinstance(v, dict):
@@ -140,6 +140,21 @@ def _add_tenant_scenarios(t: Tenant) -> None:
             "techniques": e.get("techniques", []), "scenario": e.get("scenario"), "notes": e.get("notes", ""),
             "source": e.get("source"), "detector": e.get("detector"), "service_principal_id": sp_id,
             **({"expected_severity": e["expected_severity"]} if e.get("expected_severity") else {})}
+
+
+TRANSPORT_RULES = ("tenant", "transport_rules.json")  # the organisation's mail-flow rules: planted and benign
+
+
+def _add_transport_rules(t: Tenant) -> None:
+    """Mail-flow (transport) rules from the data file, in priority order; ground truth in ``t.tenant_labels`` keyed by
+    the detectors' pseudo-account label ``transportrule:<rule name>``."""
+    raw = resources.files("scanner.simulator").joinpath("scenarios", *TRANSPORT_RULES).read_text("utf-8")
+    for e in _subst(t, json.loads(raw))["rules"]:
+        props = dict(e["rule"])
+        name = props.pop("Name")
+        t.add_transport_rule(name, changed=_when(t, e.get("changed", "-300d")), log=False, **props)
+        if e.get("label"):
+            t.tenant_labels[f"transportrule:{name}"] = {"kind": "transport_rule", "techniques": [], **e["label"]}
 
 
 def _make_user(t: Tenant, spec: dict) -> User:
@@ -257,6 +272,7 @@ def generate_tenant(users: int = 200, seed: int = 7, scenarios: bool = True, now
     if scenarios:
         _add_tenant_scenarios(t)
         _add_app_role_scenarios(t)
+        _add_transport_rules(t)
     t.mutations.clear()
     t.stats["users_built"] = 0
     return t

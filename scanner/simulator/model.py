@@ -268,6 +268,10 @@ class Tenant:
         # Application permissions: appRoleAssignment id -> the Graph appRoleAssignment (+ nothing private); listed per
         # resource by GET /servicePrincipals/{id}/appRoleAssignedTo in insertion order.
         self.app_role_assignments: dict[str, dict] = {}
+        # Exchange mail-flow (transport) rules, in priority order: each the rule's own properties in Get-TransportRule's
+        # names (Name, State, Mode, RedirectMessageTo, BlindCopyTo, SetSCL, SentToScope ...) plus private ``_guid`` /
+        # ``_changed``; exchange.transport_rule_row adds everything else the cmdlet prints.
+        self.transport_rules: list[dict] = []
         self.eligibility: list[dict] = []
         self.token_generation = 0
         self.token_secret = hashlib.sha256(f"sim-token-{seed}".encode()).digest()
@@ -879,6 +883,24 @@ class Tenant:
                 out.append(next((r["value"] for r in rsp.get("appRoles") or () if r["id"] == a["appRoleId"]),
                                 a["appRoleId"]))
         return out
+
+    def add_transport_rule(self, name: str, *, changed: datetime | None = None, log: bool = True,
+                           **props: Any) -> dict:
+        """A new mail-flow rule (``New-TransportRule -Name name ...``) at the lowest priority; ``props`` are the
+        rule's properties in Get-TransportRule's names (``BlindCopyTo=["x@y"]``, ``SetSCL=-1``, ``State="Disabled"``).
+        A rule of the same name is replaced in place (``Set-TransportRule``)."""
+        existing = next((r for r in self.transport_rules if r["Name"].lower() == name.lower()), None)
+        rule = {"Name": name, "State": "Enabled", "Mode": "Enforce", **props,
+                "_guid": existing["_guid"] if existing else str(uuid.uuid5(uuid.UUID(self.tenant_id), f"etr:{name}")),
+                "_changed": changed or self.now()}
+        if existing is not None:
+            self.transport_rules[self.transport_rules.index(existing)] = rule
+        else:
+            self.transport_rules.append(rule)
+        if log:
+            self.log("Set-TransportRule" if existing else "New-TransportRule", "TransportRule", None,
+                     detail={"Name": name, "parameters": {k: v for k, v in props.items() if not k.startswith("_")}})
+        return rule
 
     def roles_of(self, u: User) -> list[str]:
         names = {v: k for k, v in ROLE_TEMPLATES.items()}
