@@ -132,6 +132,8 @@ COLLECTOR_MEANING = {
     "delegates": "mailbox delegates (FullAccess, SendAs, SendOnBehalf) not checked",
     "sending": "outbound sending restrictions not checked",
     "protocols": "mail protocols (IMAP, POP, EWS, legacy authentication) not checked",
+    "transport_rules": "mail-flow (transport) rules not checked: an organisation-wide redirect, Bcc or spam-filter "
+                       "bypass would not be seen",
     "user": "the account itself could not be read",
 }
 
@@ -376,6 +378,7 @@ def finding_view(f: Mapping[str, Any], history: Mapping[str, Any] | None = None)
 SUBJECT_KINDS = {
     "serviceprincipal": "App (service principal)", "app": "App", "application": "App registration",
     "group": "Group", "tenant": "Tenant", "domain": "Domain", "policy": "Policy", "role": "Directory role",
+    "transportrule": "Mail-flow (transport) rule",
 }
 
 
