@@ -33,7 +33,8 @@ NOW = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
 TENANT = TenantInfo(tenant_id="00000000-0000-0000-0000-00000000c0de",
                     domains=("contoso.com", "contoso.onmicrosoft.com", "eu.contoso.com"),
                     initial_domain="contoso.onmicrosoft.com", default_domain="contoso.com", display_name="Contoso",
-                    app_role_grants=())  # application permissions read: none (None would mean "not read", a gap)
+                    app_role_grants=(),  # application permissions read: none (None would mean "not read", a gap)
+                    transport_rules=())  # mail-flow rules read: none
 GA = "62e90394-69f5-4237-9190-012177145e10"
 
 FOLDERS = (

@@ -305,6 +305,83 @@ SCANNER_ROLES = [
     {**EVIL_MAIL_RW, "id": "ara-me-2", "app_role_id": "693c5e45-0940-467d-9b8a-1022fb9d42ef",
      "app_role": "Mail.ReadBasic.All", "principal_id": "sp-me", "app_id": SCANNER_APP_ID,
      "app_display_name": "m365sweep", "app_owner_organization_id": "00000000-0000-0000-0000-00000000c0de"}]
+# mail.transport_rule_external_forward / mail.transport_rule_spam_bypass: ``transport_rules`` (TransportRule fields;
+# "unread" = Get-TransportRule failed), ``previous_transport_rules`` (absent = first scan; "unread" = not read then).
+FWD, BYPASS = "mail.transport_rule_external_forward", "mail.transport_rule_spam_bypass"
+FIN_WORDS = {"SubjectOrBodyContainsWords": ["invoice", "wire transfer"]}
+TRANSPORT_CASES: list[tuple[str, str, dict[str, Any], Any]] = [
+    (FWD, "Bcc of finance mail to a look-alike domain", {"transport_rules": [
+        {"name": "Finance Journal", "blind_copy_to": ["ap@contoso-finance.com"], "conditions": FIN_WORDS}]},
+     "critical"),
+    (FWD, "redirect of one mailbox's mail to free-mail", {"transport_rules": [
+        {"name": "Continuity", "redirect_message_to": ["ap.contoso@proton.me"],
+         "conditions": {"SentTo": ["ap@contoso.com"]}}]}, "high"),
+    (FWD, "Bcc of every message to free-mail", {"transport_rules": [
+        {"name": "Backup", "blind_copy_to": ["backup.contoso@gmail.com"]}]}, "critical"),
+    (FWD, "Bcc of finance mail to free-mail", {"transport_rules": [
+        {"name": "Backup", "blind_copy_to": ["backup.contoso@gmail.com"], "conditions": FIN_WORDS}]}, "critical"),
+    (FWD, "Bcc to an unknown external domain", {"transport_rules": [
+        {"name": "Archive", "blind_copy_to": ["j@archive-vendor.example"], "conditions": {"FromScope": "InOrganization"}}]},
+     "high"),
+    (FWD, "visible Cc to free-mail: one level lower", {"transport_rules": [
+        {"name": "Cc", "copy_to": ["x@gmail.com"], "conditions": {"SentTo": ["ceo@contoso.com"]}}]}, "medium"),
+    (FWD, "look-alike hidden in a recipient string", {"transport_rules": [
+        {"name": "Journal", "blind_copy_to": ['"Records" [SMTP:rec@c0ntoso.com]']}]}, "critical"),
+    (FWD, "disabled look-alike Bcc: two levels lower", {"transport_rules": [
+        {"name": "Finance Journal", "state": "Disabled", "blind_copy_to": ["ap@contoso-finance.com"]}]}, "medium"),
+    (FWD, "disabled external Bcc: Low", {"transport_rules": [
+        {"name": "Auditor", "state": "Disabled", "blind_copy_to": ["y@northwind-audit.example"]}]}, "low"),
+    (FWD, "audit (test) mode: one level lower", {"transport_rules": [
+        {"name": "Finance Journal", "mode": "Audit", "blind_copy_to": ["ap@contoso-finance.com"]}]}, "high"),
+    (FWD, "new since the last scan", {"transport_rules": [
+        {"name": "Continuity", "redirect_message_to": ["ap.contoso@proton.me"]}], "previous_transport_rules": []},
+     "critical"),
+    (FWD, "allow-listed partner domain: shown suppressed", {"transport_rules": [
+        {"name": "Bookkeeper", "blind_copy_to": ["ledger@partner-accounting.com"]}],
+        "allowlist": {"forwarding_domains": [{"value": "partner-accounting.com", "reason": "bookkeeper"}]}},
+     "suppressed"),
+    (FWD, "Bcc to an internal compliance mailbox", {"transport_rules": [
+        {"name": "Journal", "blind_copy_to": ["compliance@contoso.com"]}]}, False),
+    (FWD, "redirect to a subdomain of an accepted domain", {"transport_rules": [
+        {"name": "Desk", "redirect_message_to": ["desk@eu.contoso.com"]}]}, False),
+    (FWD, "suffix look-alike is not internal (hr-contoso.com)", {"transport_rules": [
+        {"name": "HR", "redirect_message_to": ["x@hr-contoso.com"], "conditions": {"SentTo": ["hr@contoso.com"]}}]},
+     "critical"),
+    (FWD, "disclaimer rule, manager Bcc, connector routing", {"transport_rules": [
+        {"name": "Disclaimer", "conditions": {"SentToScope": "NotInOrganization"}},
+        {"name": "Manager", "add_manager_as_recipient_type": "Bcc"},
+        {"name": "Hybrid", "route_message_outbound_connector": "Outbound to on-premises"}]}, False),
+    (FWD, "a recipient printed as a name only (not judged)", {"transport_rules": [
+        {"name": "Named", "blind_copy_to": ["Compliance Archive"]}]}, False),
+    (FWD, "no transport rules at all", {"transport_rules": []}, False),
+    (FWD, "source failed: a gap, never clean", {"transport_rules": "unread"}, "gap"),
+    (BYPASS, "SCL -1 for a look-alike sender domain", {"transport_rules": [
+        {"name": "Trusted vendor", "set_scl": -1, "conditions": {"SenderDomainIs": ["contoso-payments.com"]}}]},
+     "high"),
+    (BYPASS, "SCL -1 for the tenant's own domain (spoofing)", {"transport_rules": [
+        {"name": "Internal", "set_scl": -1, "conditions": {"SenderDomainIs": ["contoso.com"]}}]}, "high"),
+    (BYPASS, "SCL -1 for a free-mail sender", {"transport_rules": [
+        {"name": "CEO home", "set_scl": -1, "conditions": {"From": ["ceo.home@gmail.com"]}}]}, "high"),
+    (BYPASS, "SCL -1 for every message", {"transport_rules": [{"name": "All", "set_scl": -1}]}, "high"),
+    (BYPASS, "SCL -1 for an unknown partner domain (CIS 6.2.2)", {"transport_rules": [
+        {"name": "Vendor", "set_scl": -1, "conditions": {"SenderDomainIs": ["fabrikam.example"]}}]}, "medium"),
+    (BYPASS, "SCL -1 by gateway IP range", {"transport_rules": [
+        {"name": "Gateway", "set_scl": -1, "conditions": {"SenderIpRanges": ["203.0.113.0/24"]}}]}, "medium"),
+    (BYPASS, "spam-filter skip header for a look-alike", {"transport_rules": [
+        {"name": "Hdr", "set_header_name": "X-Forefront-Antispam-Report", "set_header_value": "SFV:SKI;",
+         "conditions": {"SenderDomainIs": ["contoso-payments.com"]}}]}, "high"),
+    (BYPASS, "disabled look-alike bypass: Low", {"transport_rules": [
+        {"name": "Trusted vendor", "state": "Disabled", "set_scl": -1,
+         "conditions": {"SenderDomainIs": ["contoso-payments.com"]}}]}, "low"),
+    (BYPASS, "allow-listed partner: shown suppressed", {"transport_rules": [
+        {"name": "Partner", "set_scl": -1, "conditions": {"SenderDomainIs": ["partner-accounting.com"]}}],
+        "allowlist": {"forwarding_domains": ["partner-accounting.com"]}}, "suppressed"),
+    (BYPASS, "SCL raised (6) for a sender: not a bypass", {"transport_rules": [
+        {"name": "Junk", "set_scl": 6, "conditions": {"SenderDomainIs": ["contoso-payments.com"]}}]}, False),
+    (BYPASS, "SCL -1 only for mail from inside the organisation", {"transport_rules": [
+        {"name": "Internal relay", "set_scl": -1, "conditions": {"FromScope": "InOrganization"}}]}, False),
+    (BYPASS, "source failed: a gap, never clean", {"transport_rules": "unread"}, "gap"),
+]
 TENANT_CASES: list[tuple[str, str, dict[str, Any], Any]] = [
     ("oauth.app_permission_mail_access", "unverified app: Mail.ReadWrite + full_access_as_app (one finding)", {
         "app_roles": [EVIL_MAIL_RW, EVIL_EWS]}, "high"),
@@ -392,4 +469,5 @@ TENANT_CASES: list[tuple[str, str, dict[str, Any], Any]] = [
          "role_definition_id": "fe930be7-5e62-47db-91af-98c3a49a38b1"}]}, "medium"),
     ("roles.service_principal_privileged", "Microsoft first-party app holds a role", {"principals": [
         {**SP_GA, "app_owner_organization_id": "f8cdef31-a31e-4b4a-93e4-5f571e91255a"}]}, False),
+    *TRANSPORT_CASES,
 ]

@@ -19,7 +19,8 @@ async def test_planted_service_principal_and_tenant_wide_grants(make_sim_env: An
     env = make_sim_env(users=60, seed=7, scenarios=True)
     t = env.tenant
     # Ground truth for tenant objects lives apart from the UPN-keyed labels.
-    assert t.tenant_labels and all("@" not in k and k.startswith("serviceprincipal:") for k in t.tenant_labels)
+    assert t.tenant_labels and all(k.startswith("transportrule:") or "@" not in k and k.startswith("serviceprincipal:")
+                                   for k in t.tenant_labels)
     assert all("@" in k for k in t.labels)
     bad = next(k for k, v in t.tenant_labels.items() if v["label"] == "compromised")
     benign = next(k for k, v in t.tenant_labels.items() if v["label"] == "benign_lookalike")

@@ -12,7 +12,7 @@ import pytest
 from detectors._model import AllowEntry, Allowlist, ScanContext, Severity, TenantFacts
 from detectors.engine import allowlist_from_config, evaluate_scan, evaluate_tenant, tenant_catalogue
 from scanner.config import STEP_NAMES, AllowlistSection
-from scanner.snapshot import AppRoleGrant, NotCollected, OAuthGrant, PrivilegedPrincipal, TenantInfo
+from scanner.snapshot import AppRoleGrant, NotCollected, OAuthGrant, PrivilegedPrincipal, TenantInfo, TransportRule
 from scanner.store import Store
 from tests.detectors.builders import NOW, TENANT, account_from_spec, allowlist_from_spec, clean_account
 from tests.detectors.detector_cases import ADMIN, ARCHIVER, TENANT_CASES
@@ -180,17 +180,24 @@ def _app_roles(specs: list[dict[str, Any]] | str) -> tuple[AppRoleGrant, ...] | 
     return None if specs == "unread" else tuple(AppRoleGrant(**a) for a in specs)
 
 
+def _transport(specs: list[dict[str, Any]] | str) -> tuple[TransportRule, ...] | None:
+    return None if specs == "unread" else tuple(TransportRule(**r) for r in specs)
+
+
 def run_tenant_case(spec: dict[str, Any]) -> tuple:
     tenant = TENANT.model_copy(update={
         "all_principals_grants": _grants(spec.get("tenant_grants", [])),
         "privileged_principals": tuple(PrivilegedPrincipal(**p) for p in spec.get("principals", [])),
-        "app_role_grants": _app_roles(spec.get("app_roles", [])), "scanner_app_id": spec.get("scanner_app_id")})
+        "app_role_grants": _app_roles(spec.get("app_roles", [])), "scanner_app_id": spec.get("scanner_app_id"),
+        "transport_rules": _transport(spec.get("transport_rules", []))})
     previous = None
-    if "previous_grants" in spec or "previous_app_roles" in spec:
+    if "previous_grants" in spec or "previous_app_roles" in spec or "previous_transport_rules" in spec:
         previous = TENANT.model_copy(update={"all_principals_grants": _grants(spec.get("previous_grants", [])),
                                              "all_principals_grants_read": spec.get("previous_grants_read"),
                                              "privileged_principals": (),
-                                             "app_role_grants": _app_roles(spec.get("previous_app_roles", []))})
+                                             "app_role_grants": _app_roles(spec.get("previous_app_roles", [])),
+                                             "transport_rules": _transport(spec.get("previous_transport_rules",
+                                                                                    []))})
     facts = TenantFacts(accounts_scanned=spec.get("accounts_scanned", 0),
                         oauth_grants_read=spec.get("oauth_grants_read", 0),
                         consent_admins_new_method={k: tuple(v) for k, v in spec.get("consent_admins", {}).items()})
@@ -205,8 +212,12 @@ def test_tenant_case(detector: str, name: str, spec: dict, expected: object) -> 
     findings, gaps = run_tenant_case(spec)
     mine = [f for f in findings if f.detector == detector]
     if expected == "gap":
-        collection = "app_roles" if detector == "oauth.app_permission_mail_access" else "oauth_grants"
-        assert mine == [] and [(g.detector, g.collection) for g in gaps] == [(detector, collection)]
+        collection = {"oauth.app_permission_mail_access": "app_roles",
+                      "mail.transport_rule_external_forward": "transport_rules",
+                      "mail.transport_rule_spam_bypass": "transport_rules"}.get(detector, "oauth_grants")
+        # (two detectors read the mail-flow rules: each reports its own gap)
+        assert mine == [] and [(g.detector, g.collection) for g in gaps
+                               if g.detector == detector or g.collection != "transport_rules"] == [(detector, collection)]
         return
     assert [g for g in gaps if g.detector == detector] == []
     if expected is False:
@@ -214,7 +225,8 @@ def test_tenant_case(detector: str, name: str, spec: dict, expected: object) -> 
         return
     assert len(mine) == 1, name
     (f,) = mine
-    assert f.account.startswith("serviceprincipal:") and "@" not in f.account  # a pseudo-account, never a UPN
+    # a pseudo-account, never a UPN: an app's, or a mail-flow rule's (named by the rule, which may hold an address)
+    assert f.account.startswith("serviceprincipal:") and "@" not in f.account or f.account.startswith("transportrule:")
     if expected == "suppressed":
         assert f.suppressed and f.severity == Severity.INFO
     else:
