@@ -134,8 +134,9 @@ def write_csv(store: Store, scan_id: str, path: Path, findings: list[dict[str, A
     findings = store.findings(scan_id) if findings is None else findings
     upns = scanned_upns(store, scan_id)
     tmp = path.with_name(path.name + ".tmp")
-    # utf-8-sig so Excel reads non-ASCII tenant strings correctly.
-    with tmp.open("w", encoding="utf-8-sig", newline="") as fh:
+    # Plain UTF-8 with no byte-order mark: scripts and SIEM pipelines read the header as "id", not "\ufeffid" (a BOM
+    # only helps Excel's double-click; Excel's Data > From Text/CSV reads UTF-8 as such).
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, quoting=csv.QUOTE_MINIMAL)
         w.writerow(CSV_COLUMNS)
         for f in findings:
