@@ -2,10 +2,12 @@
 
 Sees: ``accountEnabled: false`` accounts with an external (non-allow-listed) mailbox or rule forward, an
 authentication method new since the last scan, or a rule first seen since the last scan. The leaver pattern (internal
-``ForwardingAddress`` to the manager) is not reported.
+``ForwardingAddress`` to the manager) is not reported. The same artefacts on an account that was disabled at the last
+scan and is enabled tonight (a dormant identity brought back and enrolled: APT29's pattern, and the state-side view of
+an attacker re-enabling a leaver) are reported too, with ``re_enabled: true``.
 Not reported: shared / room / equipment mailboxes (disabled by design; their forwards and rules are scored by the
 mail detectors).
-Misses: dormant-but-enabled accounts (no sign-in data in the snapshot).
+Misses: dormant-but-enabled accounts that were never disabled (no sign-in data in the snapshot).
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ RESOURCE_MAILBOXES = frozenset({"sharedmailbox", "roommailbox", "equipmentmailbo
 
 
 def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
-    if account.user.account_enabled is not False:
+    re_enabled = (account.user.account_enabled is True and ctx.previous is not None
+                  and ctx.previous.user.account_enabled is False)
+    if account.user.account_enabled is not False and not re_enabled:
         return
     if (account.user.mailbox_type or "").lower() in RESOURCE_MAILBOXES:
         return
@@ -63,5 +67,6 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
     except NotCollectedError:
         pass
     if found:
-        yield make_finding(META, account, evidence={"account_enabled": False, "artefacts": found[:20]},
+        yield make_finding(META, account, evidence={"account_enabled": account.user.account_enabled,
+                                                    "re_enabled": re_enabled, "artefacts": found[:20]},
                            artefact="disabled:" + "|".join(sorted(found))[:200], score=30)

@@ -2,12 +2,16 @@
 
 Sees: mailbox and recipient permissions of *user* mailboxes (shared/resource mailboxes are expected to have
 delegates), new since the previous scan; on the first scan only guest or external trustees (standing risk).
-Internal new delegate → Low; guest / external trustee → High. System principals (NT AUTHORITY\\SELF, SIDs) ignored.
+Guest / external trustee → High. A new internal FullAccess or SendAs trustee → Medium, scored for a human to look
+(read-everything / send-as-the-victim access granted overnight, ATT&CK T1098.002, Datadog def-000-tq6) — unless the
+trustee is named as an assistant or help-desk identity, which §F1 rates Info–Low; a new internal SendOnBehalf trustee
+→ Low (the recipient sees "on behalf of"). Standing internal delegates (present last scan) are not reported. System principals (NT AUTHORITY\\SELF, SIDs) ignored.
 Misses: folder-level permissions (Default/Anonymous on Inbox), which the snapshot does not carry.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from detectors._domains import address_of, classify
@@ -26,6 +30,15 @@ META = DetectorMeta(
     false_positives=("Assistants and help-desk delegates (internal: Low).",
                      "Migration service accounts (allow-list the account)."),
 )
+
+
+# §F1's documented benign delegates: assistants and help-desk / service-desk identities (matched on the trustee's
+# display name or address as whole tokens, so "it-temp02" or "Sales Ops" are not covered).
+_ROLE_TRUSTEE = re.compile(r"(^|[^a-z])(assistant|secretary|help-?desk|service-?desk|it-?support|support)([^a-z]|$)")
+
+
+def _role_trustee(d: Delegate) -> bool:
+    return any(_ROLE_TRUSTEE.search(v.lower()) for v in (d.trustee or "", d.trustee_address or ""))
 
 
 def _key(d: Delegate) -> str:
@@ -56,5 +69,10 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
             continue
         ev = {"trustee": d.trustee, "trustee_address": addr, "access_right": d.access_right,
               "guest_or_external": external, "new": new}
-        sev, score = (Severity.HIGH, 30) if external else (Severity.LOW, 10)
+        if external:
+            sev, score = Severity.HIGH, 30
+        elif d.access_right.strip().lower() in ("fullaccess", "sendas") and not _role_trustee(d):
+            sev, score = Severity.MEDIUM, 20
+        else:
+            sev, score = Severity.LOW, 10
         yield make_finding(META, account, evidence=ev, artefact=f"delegate:{_key(d)}", severity=sev, score=score)

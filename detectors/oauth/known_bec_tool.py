@@ -33,6 +33,10 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
         if hit is None:
             continue
         ev = {**grant_evidence(g), "tool": hit[0]}
+        if hit[1] != META.technique:
+            # §E1 maps every illicit consent to T1528 (stolen application access token); the tool-specific id
+            # (T1114.002 mailbox export, T1534 mass mailer) is the finding's technique, T1528 rides along.
+            ev["also_technique"] = META.technique
         entry = app_allowed(ctx.allowlist, g, ctx.now)
         f = make_finding(META, account, evidence=ev, artefact=f"grant:{g.id}", score=50, technique=hit[1])
         if entry is not None:

@@ -248,6 +248,13 @@ CASES: list[tuple[str, str, dict[str, Any], Any]] = [
                                                                        "forwarding": {"forwarding_address": "Mgr",
                                                                                       "forwarding_address_resolved":
                                                                                       "mgr@contoso.com"}}, False),
+    # §I dormant identity brought back: disabled at the last scan, enabled tonight with a new Authenticator.
+    ("account.disabled_account_backdoor", "re-enabled since last scan with a new authenticator", {
+        "previous": {"user": {"account_enabled": False}}, "methods": [{
+            "id": "m-new", "method_type": "microsoftAuthenticatorAuthenticationMethod", "created_hours_ago": 3}]}, True),
+    ("account.disabled_account_backdoor", "enabled throughout with a new authenticator", {
+        "has_previous": True, "methods": [{
+            "id": "m-new", "method_type": "microsoftAuthenticatorAuthenticationMethod", "created_hours_ago": 3}]}, False),
     # Shared mailboxes' user objects are disabled by design (Microsoft: "You should always block sign-in for the shared
     # mailbox account"), so "disabled" says nothing there; their forwards are scored by the forwarding detectors.
     ("account.disabled_account_backdoor", "disabled shared mailbox forwarding to SaaS intake", {
