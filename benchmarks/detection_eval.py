@@ -27,12 +27,17 @@ def main(argv: list[str]) -> int:
     print(f"benign look-alikes rated clean:      {rep.lookalike_clean}/{rep.benign_lookalike}")
     print(f"technique recall:                    {rep.technique_recall:.3f}  "
           f"({rep.techniques_found}/{rep.techniques_expected})")
+    if rep.verdicts_expected:
+        agree = rep.verdicts_expected - len(rep.verdict_mismatches)
+        print(f"expected verdict matched:            {agree}/{rep.verdicts_expected}  (cases with an 'expected' verdict)")
     for name in rep.benign_compromised:
         print(f"  BENIGN COMPROMISED: {name}")
     for name in rep.missed:
         print(f"  missed: {name}")
     for t in rep.missed_techniques:
         print(f"  technique missed: {t}")
+    for m in rep.verdict_mismatches:
+        print(f"  verdict differs: {m}")
     if "-v" in argv:
         for r in rep.rows:
             print(f"  [{r['label']:<16}] {r['verdict']:<11} {r['score']:>4}  {r['name']}  {r['detectors']}")

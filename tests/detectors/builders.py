@@ -124,6 +124,8 @@ def apply_spec(acc: AccountSnapshot, spec: dict[str, Any]) -> AccountSnapshot:
         if "other_mails" in user:
             user["other_mails"] = tuple(user["other_mails"])
         upd["user"] = acc.user.model_copy(update=user)
+    if "folders" in spec:  # extra mail folders: [{"id", "display_name", "well_known_name"?, "parent_folder_id"?}]
+        upd["folders"] = tuple(acc.folders or ()) + tuple(MailFolder(**f) for f in spec["folders"])
     if "forwarding" in spec:
         upd["forwarding"] = MailboxForwarding(**spec["forwarding"])
     if "rules" in spec:

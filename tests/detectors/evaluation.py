@@ -12,9 +12,9 @@ from tests.detectors.builders import evaluate_spec
 CASES_DIR = Path(__file__).parent / "cases"
 
 
-def load_cases() -> list[dict[str, Any]]:
+def load_cases(pattern: str = "*.json") -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for p in sorted(CASES_DIR.glob("*.json")):
+    for p in sorted(CASES_DIR.glob(pattern)):
         out.extend(json.loads(p.read_text()))
     return out
 
@@ -33,6 +33,9 @@ class EvalReport:
     techniques_found: int = 0
     missed: list[str] = field(default_factory=list)
     missed_techniques: list[str] = field(default_factory=list)
+    # Cases that carry an ``expected`` verdict (independent.json): how many, and which disagree ("name: exp -> got").
+    verdicts_expected: int = 0
+    verdict_mismatches: list[str] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -48,9 +51,9 @@ class EvalReport:
         return self.techniques_found / self.techniques_expected if self.techniques_expected else 1.0
 
 
-def run() -> EvalReport:
+def run(cases: list[dict[str, Any]] | None = None) -> EvalReport:
     rep = EvalReport()
-    for case in load_cases():
+    for case in load_cases() if cases is None else cases:
         res = evaluate_spec(case["spec"])
         label = case["label"]
         techniques = set()
@@ -62,6 +65,10 @@ def run() -> EvalReport:
                     techniques.add(also)
         rep.rows.append({"name": case["name"], "label": label, "verdict": res.verdict, "score": res.score,
                          "detectors": sorted({f.detector for f in res.findings if f.suppressed is None})})
+        if "expected" in case:
+            rep.verdicts_expected += 1
+            if res.verdict != case["expected"]:
+                rep.verdict_mismatches.append(f"{case['name']}: expected {case['expected']}, got {res.verdict}")
         if label == "malicious":
             rep.malicious += 1
             rep.malicious_flagged += res.verdict != "clean"
