@@ -237,6 +237,7 @@ class AccountCollector:
                     st["sent"] = await _count(graph, results[f"s|{uid}"], "/sentitems/messages", scope)
                 except ApiError as err:
                     st["sent"] = gap(err, "sending")
+            await asyncio.sleep(0)
 
         # --- phase 2: folders that rules point at (deeper than the top level, and their ancestors) and well-known
         # names. English default names of top-level folders name them for free; ids are fetched only when the list
@@ -331,6 +332,7 @@ class AccountCollector:
             for name, why in s.gaps().items():
                 gaps.append(Gap(upn, name, why))
             snapshots.append(s)
+            await asyncio.sleep(0)  # let answers waiting in the event loop go on (keeps request slots busy)
         return snapshots, gaps
 
     def _assemble(self, u: dict[str, Any], row: dict[str, Any] | None, st: dict[str, Any],
