@@ -10,6 +10,7 @@ re-reading (and so compares accounts against the same tenant state).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,35 +172,48 @@ def _view(rows: RowStore, name: str) -> Any:
 MAILBOXES_STREAMED = "streamed"  # data["mailboxes"] marker: the directory is a StoredMailboxDirectory
 
 
+# Rows of a bulk page parsed and stored per slice, yielding to the event loop in between: a 1,000-row page stored at
+# once holds the loop for ~0.1-0.2 s, while answers to the sweep's in-flight requests wait to be handled.
+SLICE = 200
+
+
+async def _slices(page: list[Any]) -> AsyncIterator[list[Any]]:
+    for i in range(0, len(page), SLICE):
+        yield page[i:i + SLICE]
+        await asyncio.sleep(0)
+
+
 async def _stream_mailboxes(ex: ExchangeApi, rows: RowStore, forward_targets: list[str]) -> str:
     seq = 0
     async for page in ex.iter_invoke("Get-Mailbox", exo.UNLIMITED):
-        mapped = [exo._mailbox_row(r) for r in page]
-        StoredMailboxDirectory.add_page(rows, mapped, seq)
-        forward_targets.extend(exo.forward_targets(mapped))
-        seq += 1
-        await asyncio.sleep(0)
+        async for part in _slices(page):
+            mapped = [exo._mailbox_row(r) for r in part]
+            StoredMailboxDirectory.add_page(rows, mapped, seq)
+            forward_targets.extend(exo.forward_targets(mapped))
+            seq += 1
     return MAILBOXES_STREAMED
 
 
 async def _stream_cas(ex: ExchangeApi, rows: RowStore) -> RowIndex:
     seq = 0
     async for page in ex.iter_invoke("Get-CASMailbox", exo.UNLIMITED):
-        recs, names = [], []
-        for i, r in enumerate(page):
-            row = exo._cas_row(r)
-            key = f"{seq}.{i}"
-            recs.append((key, row))
-            names.extend((k, key) for k in ([row["id"]] if row["id"] else []) + row["keys"])
-        rows.put("casr", recs)
-        rows.put("casn", names)
-        seq += 1
+        async for part in _slices(page):
+            recs, names = [], []
+            for i, r in enumerate(part):
+                row = exo._cas_row(r)
+                key = f"{seq}.{i}"
+                recs.append((key, row))
+                names.extend((k, key) for k in ([row["id"]] if row["id"] else []) + row["keys"])
+            rows.put("casr", recs)
+            rows.put("casn", names)
+            seq += 1
     return RowIndex(rows, "casn", "casr")
 
 
 async def _stream_registration(g: GraphApi, rows: RowStore, src: TenantSources) -> RowMap:
     async for page in g.iter_pages("/reports/authenticationMethods/userRegistrationDetails", scope="reports"):
-        rows.put("reg", compact_registration(page).items())
+        async for part in _slices(page):
+            rows.put("reg", compact_registration(part).items())
         src._progress("registration")
     return RowMap(rows, "reg")
 
