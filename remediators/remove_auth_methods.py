@@ -50,6 +50,7 @@ DEFAULT_CANDIDATES = (
     ("phoneAuthenticationMethod", "office", "office phone (call)"),
 )
 DEFAULT_REFUSED = "is the user's default MFA method"
+PHONE_TYPE = "phoneAuthenticationMethod"
 
 
 def _type_name(m: Mapping[str, Any]) -> str:
@@ -105,6 +106,10 @@ class RemoveAuthMethods(BaseStep):
                                   before={"@odata.type": m.get("@odata.type"), "id": mid, "display": desc,
                                           "createdDateTime": m.get("createdDateTime")},
                                   after={"registered": False}, data={"path": path}))
+        # "A user can't have an alternateMobile number without a mobile number": Graph refuses to delete the mobile
+        # phone while an alternate exists, so an alternate mobile the findings name goes first.
+        phone = {mid: by_id[mid].get("phoneType") for mid in by_id if _type_name(by_id[mid]) == PHONE_TYPE}
+        targets.sort(key=lambda t: phone.get(t.key) == "mobile")
         return targets, notes, None
 
     async def apply(self, ctx: StepContext, plan: Plan) -> StepResult:
@@ -125,10 +130,27 @@ class RemoveAuthMethods(BaseStep):
         try:
             await ctx.graph.delete(f"/users/{uid}/authentication/{target.data['path']}/{seg(target.key)}")
         except ApiError as exc:
-            if not is_default_refusal(exc):
-                raise
-            raise StepError(await self._manual_default(ctx, plan, target)) from None
+            if is_default_refusal(exc):
+                raise StepError(await self._manual_default(ctx, plan, target)) from None
+            if exc.status == 400 and await self._alternate_left(ctx, plan, target):
+                raise StepError(f"{target.label}: Graph refuses to delete the mobile phone while the user has an "
+                                "alternate mobile phone, which the findings do not name: change the mobile number to "
+                                "the user's own number (or delete the alternate) in the Entra admin center, then run "
+                                "remediate again") from None
+            raise
         return {"registered": False}
+
+    async def _alternate_left(self, ctx: StepContext, plan: Plan, target: Target) -> bool:
+        """The refused target is the mobile phone and an alternate mobile phone is still registered."""
+        if str(target.before.get("@odata.type") or "").rsplit(".", 1)[-1] != PHONE_TYPE:
+            return False
+        try:
+            live = await ctx.graph.get_all(f"/users/{seg(plan.account.id)}/authentication/methods")
+        except ApiError:
+            return False
+        mine = next((m for m in live if str(m.get("id")) == target.key), None)
+        return bool(mine and mine.get("phoneType") == "mobile"
+                    and any(_type_name(m) == PHONE_TYPE and m.get("phoneType") == "alternateMobile" for m in live))
 
     async def _manual_default(self, ctx: StepContext, plan: Plan, target: Target) -> str:
         """The operator's manual action when Graph refuses to delete the default method."""

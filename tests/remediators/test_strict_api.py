@@ -1,0 +1,59 @@
+"""Remediation steps against rules Microsoft documents and a lenient server would let slide: the simulator enforces
+them, the steps must follow them (tenant state is read back from the simulator, never from the journal alone)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from remhelpers import Scanned, user_mailboxes
+
+from scanner.simulator import create_app, generate_tenant
+
+PHONE_MOBILE = "3179e48a-750b-4051-897c-87b9720928f7"
+PHONE_ALTERNATE = "b6332ec1-7057-4abe-9331-3d72feddfe41"
+
+
+def _fresh_user(seed: int) -> tuple:
+    t = generate_tenant(users=40, seed=seed, scenarios=False)
+    upn = user_mailboxes(t, 1)[0]
+    u = t.user(upn)
+    u._methods = [m for m in t.methods(u) if m["@odata.type"].endswith("passwordAuthenticationMethod")]
+    u._default_method = None
+    return t, upn, u
+
+
+def test_attacker_mobile_and_alternate_phone_are_both_removed(tmp_path: Path) -> None:
+    # Graph: "A user can't have an alternateMobile number without a mobile number" — deleting the mobile number
+    # while the alternate exists is refused, so the alternate has to go first.
+    t, upn, u = _fresh_user(21)
+    legit = t.add_method(u, "microsoftAuthenticatorMethods", {"displayName": "iPhone 14", "deviceTag":
+                         "SoftwareTokenActivated", "phoneAppVersion": "6.7.1"}, log=False, default=True)
+    s = Scanned(tmp_path, t, create_app(t))  # baseline
+    t.add_method(u, "phoneMethods", {"phoneNumber": "+44 7700 900123", "phoneType": "mobile",
+                                     "smsSignInState": "notSupported"})
+    t.add_method(u, "phoneMethods", {"phoneNumber": "+44 7700 900456", "phoneType": "alternateMobile",
+                                     "smsSignInState": "notSupported"})
+    s.rescan()
+    res = s.remediate("--user", upn, "--step", "remove_auth_methods", "--yes")
+    assert res.exit_code == 0, res.output
+    assert {m["id"] for m in t.methods(u)} == {"28c10230-6103-485e-b985-444c60001490", legit["id"]}
+    deletes = [m["path"].rsplit("/", 1)[-1] for m in t.mutations_for(upn) if m["method"] == "DELETE"]
+    assert deletes == [PHONE_ALTERNATE, PHONE_MOBILE]
+
+
+def test_attacker_mobile_with_a_legitimate_alternate_is_a_clear_manual_action(tmp_path: Path) -> None:
+    t, upn, u = _fresh_user(22)
+    t.add_method(u, "microsoftAuthenticatorMethods", {"displayName": "iPhone 14", "deviceTag":
+                 "SoftwareTokenActivated", "phoneAppVersion": "6.7.1"}, log=False, default=True)
+    t.add_method(u, "phoneMethods", {"phoneNumber": "+44 7700 900456", "phoneType": "alternateMobile",
+                                     "smsSignInState": "notSupported"}, log=False)
+    s = Scanned(tmp_path, t, create_app(t))
+    t.add_method(u, "phoneMethods", {"phoneNumber": "+44 7700 900123", "phoneType": "mobile",
+                                     "smsSignInState": "notSupported"})
+    s.rescan()
+    res = s.remediate("--user", upn, "--step", "remove_auth_methods", "--yes")
+    assert res.exit_code == 1, res.output
+    assert {PHONE_MOBILE, PHONE_ALTERNATE} <= {m["id"] for m in t.methods(u)}  # nothing legitimate touched
+    (row,) = [r for r in s.journal(upn) if r["step"] == "remove_auth_methods" and r["status"] == "failed"]
+    assert row["target"] == PHONE_MOBILE and "alternate mobile phone" in row["detail"]
+    assert "run remediate again" in row["detail"]
