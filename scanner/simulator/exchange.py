@@ -44,10 +44,11 @@ def mailbox_for(t: Tenant, ident: Any) -> User:
     return u
 
 
-def _send_on_behalf_recipient(t: Tenant, ident: Any, current: dict) -> str:
+def _send_on_behalf_recipient(t: Tenant, ident: Any, current: dict, param: str = "GrantSendOnBehalfTo") -> str:
+    """A recipient parameter's value (UPN, address, alias, or the name Get-Mailbox prints) -> the recipient's UPN."""
     if not isinstance(ident, str) or not ident.strip():
         raise CmdletError(400, "System.Management.Automation.ParameterBindingException",
-                          "Cannot validate argument on parameter 'GrantSendOnBehalfTo'. The argument is null or empty.",
+                          f"Cannot validate argument on parameter '{param}'. The argument is null or empty.",
                           "Ex0A1B2C")
     if ident in current:  # the name Get-Mailbox showed for an entry already on the list
         return current[ident]
@@ -411,18 +412,18 @@ def _run(t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
             # Resolved before anything changes: a bad name fails the whole cmdlet.
             current = {_display(t, x): x for x in mb.grant_send_on_behalf}
             resolved = [_send_on_behalf_recipient(t, x, current) for x in (v if isinstance(v, list) else [v])]
+        forwarding_to = mb.forwarding_address
+        if params.get("ForwardingAddress"):
+            # Any value that identifies the recipient, the name Get-Mailbox prints for it included (resolved before
+            # anything changes: a bad name fails the whole cmdlet).
+            current_fwd = {_display(t, mb.forwarding_address): mb.forwarding_address} if mb.forwarding_address else {}
+            forwarding_to = _send_on_behalf_recipient(t, params["ForwardingAddress"], current_fwd, "ForwardingAddress")
+        elif "ForwardingAddress" in params:
+            forwarding_to = None
         if "ForwardingSmtpAddress" in params:
             v = params["ForwardingSmtpAddress"]
             mb.forwarding_smtp = None if not v else (v if str(v).lower().startswith("smtp:") else f"smtp:{v}")
-        if "ForwardingAddress" in params:
-            v = params["ForwardingAddress"]
-            if v:
-                target = t.find_user(v)
-                if target is None:
-                    raise not_found(t, v)
-                mb.forwarding_address = target.userPrincipalName
-            else:
-                mb.forwarding_address = None
+        mb.forwarding_address = forwarding_to
         if "DeliverToMailboxAndForward" in params:
             mb.deliver_and_forward = _bool(params["DeliverToMailboxAndForward"])
         if resolved is not None:

@@ -57,3 +57,25 @@ def test_attacker_mobile_with_a_legitimate_alternate_is_a_clear_manual_action(tm
     (row,) = [r for r in s.journal(upn) if r["step"] == "remove_auth_methods" and r["status"] == "failed"]
     assert row["target"] == PHONE_MOBILE and "alternate mobile phone" in row["detail"]
     assert "run remediate again" in row["detail"]
+
+
+def _applied(s: Scanned, upn: str, step: str) -> list[dict]:
+    return [r for r in s.journal(upn) if r["step"] == step and r["status"] == "applied"]
+
+
+def test_forwarding_to_an_internal_recipient_is_cleared_and_restored_by_undo(tmp_path: Path) -> None:
+    # Get-Mailbox prints ForwardingAddress as the recipient's name, not an address; Set-Mailbox takes any value that
+    # uniquely identifies the recipient (Name included), so the name read back is what undo writes.
+    t = generate_tenant(users=40, seed=23, scenarios=False)
+    upn, other = user_mailboxes(t, 2)
+    s = Scanned(tmp_path, t, create_app(t))
+    t.set_forwarding(upn, address=other, deliver_and_forward=True)
+    s.rescan()
+    mbx = t.user(upn).mailbox
+    res = s.remediate("--user", upn, "--step", "remove_forwarding", "--yes")
+    assert res.exit_code == 0, res.output
+    assert (mbx.forwarding_address, mbx.forwarding_smtp, mbx.deliver_and_forward) == (None, None, False)
+    (row,) = _applied(s, upn, "remove_forwarding")
+    res = s.undo(row["action_id"])
+    assert res.exit_code == 0, res.output
+    assert (mbx.forwarding_address, mbx.deliver_and_forward) == (other, True)

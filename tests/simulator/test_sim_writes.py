@@ -338,3 +338,23 @@ async def test_bulk_recipient_permissions_include_changed_mailboxes(exo, tenant)
     assert r.status_code == 200
     rows = await exo.all("Get-RecipientPermission", ResultSize="Unlimited", AccessRights="SendAs")
     assert (owner.mailNickname, delegate.userPrincipalName) in {(x["Identity"], x["Trustee"]) for x in rows}
+
+
+async def test_forwarding_address_round_trips_through_the_name_get_mailbox_prints(exo, tenant):
+    owner, target = _plain_user(tenant), _plain_user(tenant, 1)
+    r = await exo.post("Set-Mailbox", Identity=owner.userPrincipalName, ForwardingAddress=target.mail,
+                       DeliverToMailboxAndForward=True)
+    assert r.status_code == 200, r.text
+    (mbx,) = (await exo.post("Get-Mailbox", Identity=owner.userPrincipalName)).json()["value"]
+    assert mbx["ForwardingAddress"] == target.displayName  # a name, not an address
+    r = await exo.post("Set-Mailbox", Identity=owner.userPrincipalName, ForwardingAddress=None)
+    assert r.status_code == 200 and owner.mailbox.forwarding_address is None
+    # What Get-Mailbox printed is accepted back (undo writes the before-image it read).
+    r = await exo.post("Set-Mailbox", Identity=owner.userPrincipalName, ForwardingAddress=mbx["ForwardingAddress"])
+    assert r.status_code == 200, r.text
+    assert owner.mailbox.forwarding_address == target.userPrincipalName
+    # A name that resolves to nobody fails the whole cmdlet: nothing else in it is applied.
+    r = await exo.post("Set-Mailbox", Identity=owner.userPrincipalName, ForwardingAddress="Nobody Anywhere",
+                       ForwardingSmtpAddress="x@evil.example")
+    assert r.status_code == 404
+    assert (owner.mailbox.forwarding_address, owner.mailbox.forwarding_smtp) == (target.userPrincipalName, None)
