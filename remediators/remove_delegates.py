@@ -1,6 +1,8 @@
 """remove_delegates: remove the mailbox delegates the findings name (delegate back-doors, T1098.002).
 
-* FullAccess: ``Remove-MailboxPermission -Identity <mailbox> -User <trustee> -AccessRights FullAccess``
+* FullAccess: ``Remove-MailboxPermission -Identity <mailbox> -User <trustee> -AccessRights FullAccess
+  -InheritanceType <the ACE's own>`` (the rights come off the ACE with that inheritance only; for another, Exchange
+  warns that the ACE doesn't exist and succeeds without removing anything)
 * SendAs: ``Remove-RecipientPermission -Identity <mailbox> -Trustee <trustee> -AccessRights SendAs``
 * SendOnBehalf: ``Set-Mailbox -GrantSendOnBehalfTo <the list without the trustee>`` — over REST there is no
   add/remove form, the whole list is written (graph-api.md §3.4).
@@ -33,6 +35,14 @@ def _named_delegates(findings: list[Mapping[str, Any]]) -> list[tuple[str, str |
         if item not in out:
             out.append(item)
     return out
+
+
+INHERITANCE = ("All", "None", "Children", "Descendents", "SelfAndChildren")  # ActiveDirectorySecurityInheritance
+
+
+def _inheritance(value: Any) -> str:
+    """Get-MailboxPermission's InheritanceType as the parameter takes it; All (the cmdlets' default) when unknown."""
+    return next((v for v in INHERITANCE if v.lower() == str(value or "").strip().lower()), "All")
 
 
 def _right_of(text: str | None) -> set[str]:
@@ -72,7 +82,8 @@ class RemoveDelegates(BaseStep):
                             or as_bool(r.get("Deny")):
                         continue
                     if "fullaccess" in " ".join(str(x) for x in as_list(r.get("AccessRights"))).lower():
-                        targets.append(self._target(trustee, "FullAccess", r.get("User")))
+                        targets.append(self._target(trustee, "FullAccess", r.get("User"),
+                                                    inheritance=_inheritance(r.get("InheritanceType"))))
             if "SendAs" in rights:
                 for r in send_as:
                     if str(r.get("Trustee") or "").strip().lower() == t and not as_bool(r.get("IsInherited")) \
@@ -86,19 +97,23 @@ class RemoveDelegates(BaseStep):
         return list(uniq.values()), [], None
 
     @staticmethod
-    def _target(trustee: str, right: str, exact: Any, on_behalf: list[str] | None = None) -> Target:
+    def _target(trustee: str, right: str, exact: Any, on_behalf: list[str] | None = None,
+                inheritance: str | None = None) -> Target:
         before: dict[str, Any] = {"trustee": str(exact or trustee), "access_right": right}
         if on_behalf is not None:
             before["GrantSendOnBehalfTo"] = list(on_behalf)
+        if inheritance is not None:
+            before["InheritanceType"] = inheritance
         return Target(key=f"{right}:{str(exact or trustee).lower()}", label=f"{right} for {exact or trustee}",
                       before=before, after={"granted": False})
 
     async def _apply_target(self, ctx: StepContext, plan: Plan, target: Target) -> Mapping[str, Any]:
         upn, trustee, right = plan.account.upn, target.before["trustee"], target.before["access_right"]
         if right == "FullAccess":
+            # The ACE's own inheritance: for any other, Exchange warns "the ACE doesn't exist" and removes nothing.
             await ctx.exchange.invoke("Remove-MailboxPermission", {
-                "Identity": upn, "User": trustee, "AccessRights": ["FullAccess"], "InheritanceType": "All",
-                "Confirm": False})
+                "Identity": upn, "User": trustee, "AccessRights": ["FullAccess"],
+                "InheritanceType": _inheritance(target.before.get("InheritanceType")), "Confirm": False})
         elif right == "SendAs":
             await ctx.exchange.invoke("Remove-RecipientPermission", {
                 "Identity": upn, "Trustee": trustee, "AccessRights": ["SendAs"], "Confirm": False})
@@ -122,8 +137,9 @@ class RemoveDelegates(BaseStep):
             raise StepError("the journal holds no delegate to restore")
         if right == "FullAccess":
             await ctx.exchange.invoke("Add-MailboxPermission", {
-                "Identity": upn, "User": trustee, "AccessRights": ["FullAccess"], "InheritanceType": "All",
-                "AutoMapping": False, "Confirm": False})
+                "Identity": upn, "User": trustee, "AccessRights": ["FullAccess"],
+                "InheritanceType": _inheritance(before.get("InheritanceType")), "AutoMapping": False,
+                "Confirm": False})
         elif right == "SendAs":
             await ctx.exchange.invoke("Add-RecipientPermission", {
                 "Identity": upn, "Trustee": trustee, "AccessRights": ["SendAs"], "Confirm": False})

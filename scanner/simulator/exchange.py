@@ -504,19 +504,7 @@ def _run(t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
             rows.append(d)
         return rows, warnings
     if cmdlet == "Remove-MailboxPermission":
-        u = mailbox_for(t, params.get("Identity"))
-        who = (params.get("User") or "").lower()
-        rights = params.get("AccessRights") or ["FullAccess"]
-        rights = rights if isinstance(rights, list) else [rights]
-        perms = t.mailbox_permissions(u)
-        hit = [p for p in perms if p["User"].lower() == who and any(r in ",".join(p["AccessRights"]) for r in rights)]
-        if not hit:
-            warnings.append(f"Can't remove the access control entry on the object \"{u.mailNickname}\" for account "
-                            f"\"{params.get('User')}\" because the ACE doesn't exist on the object.")
-        for p in hit:
-            perms.remove(p)
-            t.log("Remove-MailboxPermission", "Remove-MailboxPermission", u, detail={"User": p["User"], "AccessRights": rights})
-        return [], warnings
+        return _remove_mailbox_permission(t, params, warnings)
     if cmdlet == "Add-MailboxPermission":
         return _add_mailbox_permission(t, params, warnings)
     if cmdlet == "Add-RecipientPermission":
@@ -539,10 +527,13 @@ def _run(t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
                 rows.append(d)
         return rows, warnings
     if cmdlet == "Remove-RecipientPermission":
-        u = mailbox_for(t, params.get("Identity"))
-        who = (params.get("Trustee") or "").lower()
+        u = mailbox_for(t, _required(params, "Identity"))
+        who = str(_required(params, "Trustee")).lower()
+        _rights(_required(params, "AccessRights"), "AccessRights", ("SendAs",))
         perms = t.recipient_permissions(u)
-        hit = [p for p in perms if p["Trustee"].lower() == who]
+        deny = _bool(params.get("Deny", False))
+        hit = [p for p in perms if p["Trustee"].lower() == who and not p["IsInherited"]
+               and (p["AccessControlType"] == "Deny") == deny]
         if not hit:
             warnings.append(f"The ACE for trustee \"{params.get('Trustee')}\" doesn't exist on the object \"{u.mailNickname}\".")
         for p in hit:
@@ -653,6 +644,43 @@ def _add_mailbox_permission(t: Tenant, params: dict, warnings: list[str]) -> tup
           detail={"User": who.userPrincipalName, "AccessRights": rights, "InheritanceType": inheritance,
                   "AutoMapping": auto_mapping, "Deny": deny})
     return [_mailbox_permission_row(u, entry)], warnings
+
+
+def _remove_mailbox_permission(t: Tenant, params: dict, warnings: list[str]) -> tuple[list[dict], list[str]]:
+    """Remove-MailboxPermission -Identity -User -AccessRights [-InheritanceType] [-Deny] (AccessRights and User are
+    required). An ACE is an access rule: the rights come off only the trustee's explicit ACE of the same kind (Allow,
+    or Deny with -Deny) and the same inheritance (-InheritanceType, default All). When there is none, Exchange warns
+    that the ACE doesn't exist and changes nothing: the cmdlet still succeeds."""
+    u = mailbox_for(t, _required(params, "Identity"))
+    who_raw = _required(params, "User")
+    who = str(who_raw).lower()
+    rights = _rights(_required(params, "AccessRights"), "AccessRights", MAILBOX_RIGHTS)
+    inh = params.get("InheritanceType", "All")
+    inheritance = next((v for v in INHERITANCE if v.lower() == str(inh).lower()), None)
+    if inheritance is None:
+        raise _binding_error("InheritanceType", inh, INHERITANCE)
+    deny = _bool(params.get("Deny", False))
+    perms = t.mailbox_permissions(u)
+    candidates = [p for p in perms if p["User"].lower() == who]
+    hit = [p for p in candidates if not p["IsInherited"] and bool(p["Deny"]) == deny
+           and p["InheritanceType"] == inheritance
+           and {r.strip() for r in ",".join(p["AccessRights"]).split(",")} & set(rights)]
+    if not hit:
+        if any(p["IsInherited"] for p in candidates):
+            warnings.append(f"An inherited access control entry has been specified: [Rights: {', '.join(rights)}, "
+                            f"ControlType: {'Deny' if deny else 'Allow'}] and was ignored on object "
+                            f"\"{u.mailNickname}\".")
+        warnings.append(f"Can't remove the access control entry on the object \"{u.mailNickname}\" for account "
+                        f"\"{who_raw}\" because the ACE doesn't exist on the object.")
+    for p in hit:
+        left = [r.strip() for r in ",".join(p["AccessRights"]).split(",") if r.strip() and r.strip() not in rights]
+        if left:
+            p["AccessRights"] = [", ".join(left)]
+        else:
+            perms.remove(p)
+        t.log("Remove-MailboxPermission", "Remove-MailboxPermission", u,
+              detail={"User": p["User"], "AccessRights": rights, "InheritanceType": inheritance, "Deny": deny})
+    return [], warnings
 
 
 def _add_recipient_permission(t: Tenant, params: dict, warnings: list[str]) -> tuple[list[dict], list[str]]:

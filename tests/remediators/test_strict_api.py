@@ -79,3 +79,24 @@ def test_forwarding_to_an_internal_recipient_is_cleared_and_restored_by_undo(tmp
     res = s.undo(row["action_id"])
     assert res.exit_code == 0, res.output
     assert (mbx.forwarding_address, mbx.deliver_and_forward) == (other, True)
+
+
+def test_full_access_with_another_inheritance_is_removed_and_restored_as_it_was(tmp_path: Path) -> None:
+    # Remove-MailboxPermission takes the rights off the ACE with the same inheritance (-InheritanceType, default All);
+    # for any other it warns "the ACE doesn't exist" and succeeds without changing anything.
+    t = generate_tenant(users=40, seed=24, scenarios=False)
+    upn, other = user_mailboxes(t, 2)
+    u = t.user(upn)
+    s = Scanned(tmp_path, t, create_app(t))
+    t.add_delegate(upn, other, "FullAccess")
+    t.mailbox_permissions(u)[-1]["InheritanceType"] = "SelfAndChildren"
+    s.rescan()
+    res = s.remediate("--user", upn, "--step", "remove_delegates", "--yes")
+    assert res.exit_code == 0, res.output
+    assert [p["User"] for p in t.mailbox_permissions(u)] == ["NT AUTHORITY\\SELF"]
+    (row,) = _applied(s, upn, "remove_delegates")
+    res = s.undo(row["action_id"])
+    assert res.exit_code == 0, res.output
+    back = [p for p in t.mailbox_permissions(u) if p["User"].lower() == other.lower()]
+    assert [(p["AccessRights"], p["Deny"], p["InheritanceType"]) for p in back] == [
+        (["FullAccess"], False, "SelfAndChildren")]

@@ -358,3 +358,37 @@ async def test_forwarding_address_round_trips_through_the_name_get_mailbox_print
                        ForwardingSmtpAddress="x@evil.example")
     assert r.status_code == 404
     assert (owner.mailbox.forwarding_address, owner.mailbox.forwarding_smtp) == (target.userPrincipalName, None)
+
+
+async def test_remove_mailbox_permission_matches_the_ace_kind_and_inheritance(exo, tenant):
+    owner, delegate = _plain_user(tenant), _plain_user(tenant, 1)
+    before = [dict(p) for p in tenant.mailbox_permissions(owner)]
+    params = {"Identity": owner.userPrincipalName, "User": delegate.userPrincipalName, "AccessRights": ["FullAccess"]}
+    assert (await exo.post("Add-MailboxPermission", **params, InheritanceType="SelfAndChildren")).status_code == 200
+    n = len(tenant.mutations)
+    # Another inheritance, or -Deny, names another ACE: Exchange warns that it doesn't exist and changes nothing.
+    for extra in ({}, {"InheritanceType": "All"}, {"InheritanceType": "SelfAndChildren", "Deny": True}):
+        r = await exo.post("Remove-MailboxPermission", **params, **extra, Confirm=False)
+        assert r.status_code == 200, r.text
+        assert any("doesn't exist" in w for w in r.json()["@adminapi.warnings"])
+    assert len(tenant.mutations) == n and len(tenant.mailbox_permissions(owner)) == len(before) + 1
+    r = await exo.post("Remove-MailboxPermission", **params, InheritanceType="SelfAndChildren", Confirm=False)
+    assert r.status_code == 200 and not r.json()["@adminapi.warnings"]
+    assert tenant.mailbox_permissions(owner) == before
+
+
+@pytest.mark.parametrize(("cmdlet", "missing"), [
+    ("Remove-MailboxPermission", "AccessRights"), ("Remove-MailboxPermission", "User"),
+    ("Remove-RecipientPermission", "AccessRights"), ("Remove-RecipientPermission", "Trustee"),
+])
+async def test_remove_permission_cmdlets_require_their_parameters(exo, tenant, cmdlet, missing):
+    owner, delegate = _plain_user(tenant), _plain_user(tenant, 1)
+    tenant.add_delegate(owner, delegate.userPrincipalName, "FullAccess" if "Mailbox" in cmdlet else "SendAs")
+    who = "User" if "Mailbox" in cmdlet else "Trustee"
+    params = {"Identity": owner.userPrincipalName, who: delegate.userPrincipalName,
+              "AccessRights": ["FullAccess" if "Mailbox" in cmdlet else "SendAs"], "Confirm": False}
+    del params[missing]
+    n = len(tenant.mutations)
+    r = await exo.post(cmdlet, **params)
+    assert r.status_code == 400 and missing in r.json()["error"]["details"][0]["message"]
+    assert len(tenant.mutations) == n
