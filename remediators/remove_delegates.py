@@ -3,7 +3,8 @@
 * FullAccess: ``Remove-MailboxPermission -Identity <mailbox> -User <trustee> -AccessRights FullAccess
   -InheritanceType <the ACE's own>`` (the rights come off the ACE with that inheritance only; for another, Exchange
   warns that the ACE doesn't exist and succeeds without removing anything)
-* SendAs: ``Remove-RecipientPermission -Identity <mailbox> -Trustee <trustee> -AccessRights SendAs``
+* SendAs: ``Remove-RecipientPermission -Identity <primary SMTP address> -Trustee <trustee> -AccessRights SendAs``
+  (its -Identity is a RecipientIdParameter, which takes no UPN)
 * SendOnBehalf: ``Set-Mailbox -GrantSendOnBehalfTo <the list without the trustee>`` — over REST there is no
   add/remove form, the whole list is written (graph-api.md §3.4).
 
@@ -35,6 +36,11 @@ def _named_delegates(findings: list[Mapping[str, Any]]) -> list[tuple[str, str |
         if item not in out:
             out.append(item)
     return out
+
+
+def _recipient(mbx: Mapping[str, Any], account: Account) -> str:
+    """How the *-RecipientPermission cmdlets name the mailbox: its primary SMTP address."""
+    return str(mbx.get("PrimarySmtpAddress") or account.mail or account.upn)
 
 
 INHERITANCE = ("All", "None", "Children", "Descendents", "SelfAndChildren")  # ActiveDirectorySecurityInheritance
@@ -70,7 +76,10 @@ class RemoveDelegates(BaseStep):
         if mbx is None:
             return [], [], "the account has no Exchange Online mailbox"
         full = await ctx.exchange.invoke("Get-MailboxPermission", {"Identity": account.upn})
-        send_as = await ctx.exchange.invoke("Get-RecipientPermission", {"Identity": account.upn})
+        # -Identity of the *-RecipientPermission cmdlets is a RecipientIdParameter (name, alias, DN, email address,
+        # GUID): no UPN, which need not be one of the mailbox's addresses. The primary SMTP address always is.
+        recipient = _recipient(mbx, account)
+        send_as = await ctx.exchange.invoke("Get-RecipientPermission", {"Identity": recipient})
         on_behalf = [str(x) for x in as_list(mbx.get("GrantSendOnBehalfTo"))]
         targets: list[Target] = []
         for trustee, right_text in named:
@@ -88,7 +97,7 @@ class RemoveDelegates(BaseStep):
                 for r in send_as:
                     if str(r.get("Trustee") or "").strip().lower() == t and not as_bool(r.get("IsInherited")) \
                             and str(r.get("AccessControlType") or "Allow").lower() == "allow":
-                        targets.append(self._target(trustee, "SendAs", r.get("Trustee")))
+                        targets.append(self._target(trustee, "SendAs", r.get("Trustee"), recipient=recipient))
             if "SendOnBehalf" in rights:
                 for x in on_behalf:
                     if x.strip().lower() == t:
@@ -98,8 +107,10 @@ class RemoveDelegates(BaseStep):
 
     @staticmethod
     def _target(trustee: str, right: str, exact: Any, on_behalf: list[str] | None = None,
-                inheritance: str | None = None) -> Target:
+                inheritance: str | None = None, recipient: str | None = None) -> Target:
         before: dict[str, Any] = {"trustee": str(exact or trustee), "access_right": right}
+        if recipient is not None:
+            before["recipient"] = recipient  # the mailbox as the *-RecipientPermission cmdlets name it
         if on_behalf is not None:
             before["GrantSendOnBehalfTo"] = list(on_behalf)
         if inheritance is not None:
@@ -116,7 +127,8 @@ class RemoveDelegates(BaseStep):
                 "InheritanceType": _inheritance(target.before.get("InheritanceType")), "Confirm": False})
         elif right == "SendAs":
             await ctx.exchange.invoke("Remove-RecipientPermission", {
-                "Identity": upn, "Trustee": trustee, "AccessRights": ["SendAs"], "Confirm": False})
+                "Identity": target.before.get("recipient") or upn, "Trustee": trustee, "AccessRights": ["SendAs"],
+                "Confirm": False})
         else:
             # The whole list is written. Not from a re-read: Exchange writes lag reads, so right after this run
             # removed another trustee a Get-Mailbox may still list it, and writing that back would restore it. The
@@ -142,7 +154,8 @@ class RemoveDelegates(BaseStep):
                 "Confirm": False})
         elif right == "SendAs":
             await ctx.exchange.invoke("Add-RecipientPermission", {
-                "Identity": upn, "Trustee": trustee, "AccessRights": ["SendAs"], "Confirm": False})
+                "Identity": before.get("recipient") or await self._recipient_of(ctx, upn), "Trustee": trustee,
+                "AccessRights": ["SendAs"], "Confirm": False})
         else:
             mbx = await get_mailbox(ctx, upn) or {}
             current = [str(v) for v in as_list(mbx.get("GrantSendOnBehalfTo"))]
@@ -154,3 +167,11 @@ class RemoveDelegates(BaseStep):
             current.append(trustee)
             await ctx.exchange.invoke("Set-Mailbox", {"Identity": upn, "GrantSendOnBehalfTo": current})
         return f"{right} for {trustee} restored"
+
+    @staticmethod
+    async def _recipient_of(ctx: StepContext, upn: str) -> str:
+        """The mailbox's primary SMTP address (journals written before it was recorded hold only the UPN)."""
+        mbx = await get_mailbox(ctx, upn)
+        if mbx is None:
+            raise StepError(f"{upn} has no Exchange Online mailbox any more")
+        return str(mbx.get("PrimarySmtpAddress") or upn)

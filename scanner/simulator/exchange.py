@@ -44,6 +44,21 @@ def mailbox_for(t: Tenant, ident: Any) -> User:
     return u
 
 
+def recipient_for(t: Tenant, ident: Any) -> User:
+    """A RecipientIdParameter (the *-RecipientPermission cmdlets' -Identity): name, alias, DN, email address or GUID.
+    Unlike a MailboxIdParameter it does not take a user principal name: a UPN that is none of the recipient's email
+    addresses does not resolve."""
+    u = mailbox_for(t, ident)
+    key = str(ident).strip().lower()
+    if "@" in key and key == u.userPrincipalName.lower() and key not in _smtp_addresses(t, u):
+        raise not_found(t, str(ident))
+    return u
+
+
+def _smtp_addresses(t: Tenant, u: User) -> set[str]:
+    return {a.split(":", 1)[1].lower() for a in mailbox_row(t, u)["EmailAddresses"]}
+
+
 def _send_on_behalf_recipient(t: Tenant, ident: Any, current: dict, param: str = "GrantSendOnBehalfTo") -> str:
     """A recipient parameter's value (UPN, address, alias, or the name Get-Mailbox prints) -> the recipient's UPN."""
     if not isinstance(ident, str) or not ident.strip():
@@ -513,7 +528,7 @@ def _run(t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
         # Tenant-wide: planted users and every changed (pinned) background user, so a SendAs added to any mailbox
         # shows up; untouched background mailboxes carry only NT AUTHORITY\SELF (shared ones' generated SendAs
         # entries are listed per mailbox only).
-        users = [mailbox_for(t, params["Identity"])] if "Identity" in params else \
+        users = [recipient_for(t, params["Identity"])] if "Identity" in params else \
             [u for u in t.changed_users() if u.mailbox]
         want = (params.get("Trustee") or "").lower()
         rows = []
@@ -527,7 +542,7 @@ def _run(t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
                 rows.append(d)
         return rows, warnings
     if cmdlet == "Remove-RecipientPermission":
-        u = mailbox_for(t, _required(params, "Identity"))
+        u = recipient_for(t, _required(params, "Identity"))
         who = str(_required(params, "Trustee")).lower()
         _rights(_required(params, "AccessRights"), "AccessRights", ("SendAs",))
         perms = t.recipient_permissions(u)
@@ -685,7 +700,7 @@ def _remove_mailbox_permission(t: Tenant, params: dict, warnings: list[str]) -> 
 
 def _add_recipient_permission(t: Tenant, params: dict, warnings: list[str]) -> tuple[list[dict], list[str]]:
     """Add-RecipientPermission -Identity -Trustee -AccessRights SendAs (SendAs is the only valid right)."""
-    u = mailbox_for(t, _required(params, "Identity"))
+    u = recipient_for(t, _required(params, "Identity"))
     who = _trustee(t, _required(params, "Trustee"))
     rights = _rights(_required(params, "AccessRights"), "AccessRights", ("SendAs",))
     perms = t.recipient_permissions(u)

@@ -100,3 +100,22 @@ def test_full_access_with_another_inheritance_is_removed_and_restored_as_it_was(
     back = [p for p in t.mailbox_permissions(u) if p["User"].lower() == other.lower()]
     assert [(p["AccessRights"], p["Deny"], p["InheritanceType"]) for p in back] == [
         (["FullAccess"], False, "SelfAndChildren")]
+
+
+def test_send_as_on_a_mailbox_whose_address_is_not_its_upn(tmp_path: Path) -> None:
+    # The *-RecipientPermission cmdlets take a RecipientIdParameter (name, alias, DN, email address, GUID), not a
+    # user principal name: the steps name the mailbox by its primary SMTP address.
+    t = generate_tenant(users=40, seed=25, scenarios=False)
+    u = t.user("grady.archie@contoso.com")
+    u.mail = "g.archie@contoso.com"  # renamed: the UPN is no longer one of the mailbox's addresses
+    other = user_mailboxes(t, 1)[0]
+    s = Scanned(tmp_path, t, create_app(t))
+    t.add_delegate(u, other, "SendAs")
+    s.rescan()
+    res = s.remediate("--user", u.userPrincipalName, "--step", "remove_delegates", "--yes")
+    assert res.exit_code == 0, res.output
+    assert [p["Trustee"] for p in t.recipient_permissions(u)] == ["NT AUTHORITY\\SELF"]
+    (row,) = _applied(s, u.userPrincipalName, "remove_delegates")
+    res = s.undo(row["action_id"])
+    assert res.exit_code == 0, res.output
+    assert [(p["Trustee"], p["AccessRights"]) for p in t.recipient_permissions(u)][-1] == (other, ["SendAs"])

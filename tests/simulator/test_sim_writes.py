@@ -392,3 +392,21 @@ async def test_remove_permission_cmdlets_require_their_parameters(exo, tenant, c
     r = await exo.post(cmdlet, **params)
     assert r.status_code == 400 and missing in r.json()["error"]["details"][0]["message"]
     assert len(tenant.mutations) == n
+
+
+async def test_recipient_permission_identity_is_not_a_upn(exo, tenant):
+    # RecipientIdParameter: name, alias, DN, email address, GUID — a UPN that is none of the addresses does not resolve.
+    owner, delegate = tenant.user("grady.archie@contoso.com"), _plain_user(tenant, 1)
+    owner.mail = "g.archie@contoso.com"
+    base = {"Trustee": delegate.userPrincipalName, "AccessRights": ["SendAs"], "Confirm": False}
+    n = len(tenant.mutations)
+    for cmdlet in ("Add-RecipientPermission", "Remove-RecipientPermission"):
+        r = await exo.post(cmdlet, Identity=owner.userPrincipalName, **base)
+        assert r.status_code == 404, r.text
+    assert (await exo.post("Get-RecipientPermission", Identity=owner.userPrincipalName)).status_code == 404
+    assert len(tenant.mutations) == n
+    assert (await exo.post("Add-RecipientPermission", Identity=owner.mail, **base)).status_code == 200
+    rows = (await exo.post("Get-RecipientPermission", Identity=owner.mail)).json()["value"]
+    assert delegate.userPrincipalName in [x["Trustee"] for x in rows]
+    # The mailbox cmdlets take a MailboxIdParameter, which does resolve the UPN.
+    assert (await exo.post("Get-Mailbox", Identity=owner.userPrincipalName)).status_code == 200
