@@ -70,8 +70,12 @@ async def read_account(graph: Any, key: str) -> Account:
     """The user by UPN or id; StepError with one line when there is no such user."""
     from urllib.parse import quote
 
+    # Graph's user doc: a userPrincipalName that begins with '$' breaks /users/{upn} (OData reserves the '$'
+    # prefix), so such a user is addressed as /users('{upn}') (quotes doubled inside).
+    path = (f"/users('{quote(key.replace(chr(39), chr(39) * 2), safe=chr(39) + '@$')}')" if key.startswith("$")
+            else f"/users/{quote(key, safe='@')}")
     try:
-        data = await graph.get_json(f"/users/{quote(key, safe='@')}", params={"$select": USER_SELECT})
+        data = await graph.get_json(path, params={"$select": USER_SELECT})
     except ApiError as exc:
         if exc.is_not_found:
             raise StepError(f"no user {key!r} in the tenant") from None

@@ -37,10 +37,20 @@ class Req:
 
     def __init__(self, method: str, path: str, query: dict, headers: dict, body: bytes, base: str) -> None:
         self.method, self.path, self.query, self.headers, self.body, self.base = method, path, query, headers, body, base
-        self.segs = [s for s in path.split("/") if s]
+        self.segs = _key_segments([s for s in path.split("/") if s])
         self.roles: frozenset[str] = frozenset()
         self.loop_nextlink = False
         self.json_body: Any = None
+
+
+def _key_segments(segs: list[str]) -> list[str]:
+    """``users('key')`` (OData's key-as-parenthesis form) -> ``users``, ``key``: Graph's documented way to address a
+    user whose userPrincipalName begins with ``$``."""
+    if segs and segs[0].startswith("users(") and segs[0].endswith(")"):
+        inner = segs[0][len("users("):-1]
+        if len(inner) >= 2 and inner[0] == inner[-1] == "'":
+            return ["users", inner[1:-1].replace("''", "'"), *segs[1:]]
+    return segs
 
 
 def need(req: Req, key: str) -> None:
@@ -1239,6 +1249,10 @@ def dispatch(t: Tenant, req: Req):
             if not advanced(req):
                 raise GraphError(400, "Request_BadRequest", "Count is not currently supported.")
             return 200, str(t.user_count)
+        if s[1].startswith("$") and not req.path.lstrip("/").startswith("users("):
+            # OData reserves a leading '$' for system segments: /users/$x@contoso.com is a bad request; Graph's user
+            # doc says to address such a user as /users('$x@contoso.com').
+            raise GraphError(400, "BadRequest", f"Resource not found for the segment '{s[1]}'.")
         u = t.find_user(s[1])
         if u is None:
             if n >= 3 and s[2] in ("mailFolders", "messages", "mailboxSettings"):

@@ -119,3 +119,16 @@ def test_send_as_on_a_mailbox_whose_address_is_not_its_upn(tmp_path: Path) -> No
     res = s.undo(row["action_id"])
     assert res.exit_code == 0, res.output
     assert [(p["Trustee"], p["AccessRights"]) for p in t.recipient_permissions(u)][-1] == (other, ["SendAs"])
+
+
+def test_a_user_whose_upn_begins_with_a_dollar_sign(tmp_path: Path) -> None:
+    # Graph: /users/$x@contoso.com is a bad request (OData reserves '$'); /users('$x@contoso.com') addresses the user.
+    t = generate_tenant(users=40, seed=26, scenarios=False)
+    u = t.user("lynne.robbins@contoso.com")
+    upn = "$lynne.robbins@contoso.com"
+    u.userPrincipalName = upn
+    t._upn_explicit[upn] = u.index
+    s = Scanned(tmp_path, t, create_app(t))
+    res = s.remediate("--user", upn, "--step", "block_sign_in", "--yes")
+    assert res.exit_code == 0, res.output
+    assert u.accountEnabled is False

@@ -360,3 +360,15 @@ async def test_huge_unicode_names_and_thousands_of_rules(client, tenant, exo):
     rows = await exo.all("Get-InboxRule", headers={"Prefer": "odata.maxpagesize=1000"}, Mailbox="adele.vance@contoso.com")
     assert len(rows) == 3000
     assert re.match(r"^\d+$", rows[0]["RuleIdentity"])
+
+
+async def test_a_dollar_sign_upn_needs_the_parenthesis_key_form(client, tenant):
+    u = tenant.user("lynne.robbins@contoso.com")
+    u.userPrincipalName = "$lynne.robbins@contoso.com"
+    tenant._upn_explicit[u.userPrincipalName] = u.index
+    r = await client.get("/v1.0/users/$lynne.robbins@contoso.com")
+    assert r.status_code == 400
+    r = await client.get("/v1.0/users('$lynne.robbins@contoso.com')", params={"$select": "id"})
+    assert r.status_code == 200 and r.json()["id"] == u.id
+    r = await client.get("/v1.0/users/$count")  # a system segment is not a user key
+    assert r.status_code == 400 and "Count is not currently supported" in r.text
