@@ -5,8 +5,12 @@ Disabling keeps the evidence (conditions, actions, target folders) for the inves
 * Rules Graph can write: ``PATCH …/messageRules/{id}`` with ONLY ``{"isEnabled": false}`` — a PATCH replaces complex
   properties whole, so sending ``actions`` or ``conditions`` back would rewrite the rule (graph-api.md §2.3).
 * Hidden rules (only ``Get-InboxRule -IncludeHidden`` shows them) and read-only rules (Graph cannot model them and
-  refuses PATCH): Exchange ``Disable-InboxRule -Mailbox <upn> -Identity <RuleIdentity>``. Graph and Exchange ids
-  have no documented mapping, so a read-only Graph rule is paired with its Exchange twin by name.
+  refuses PATCH): Exchange ``Disable-InboxRule -Mailbox <upn> -Identity <RuleIdentity> -Force``. Graph and Exchange
+  ids have no documented mapping, so a read-only Graph rule is paired with its Exchange twin by name. ``-Force``:
+  saving rules through Exchange deletes Outlook's client-side rules blob, which the cmdlet confirms first; over the
+  REST endpoint nobody can answer, and without ``-Force`` (Microsoft: "to run tasks programmatically where prompting
+  for administrative input is inappropriate") the rule is not saved. ``-AlwaysDeleteOutlookRulesBlob`` would also
+  do, but it sets the user's own Outlook on the web option for good.
 
 Which rules: the ids in the findings' evidence (Graph ids, or ``exo:<RuleIdentity>`` for Exchange-only rules; the
 scanner's snapshot vocabulary). Benign rules are never touched. Only when a finding names this step but carries no
@@ -152,7 +156,7 @@ class DisableRules(BaseStep):
                                        scope=f"mailbox:{acc.id}")
         else:
             await ctx.exchange.invoke("Disable-InboxRule", {"Mailbox": acc.upn, "Identity": target.data["identity"],
-                                                            "Confirm": False})
+                                                            "Confirm": False, "Force": True})
         return {"isEnabled": False, "via": target.data["via"]}
 
     async def _undo(self, ctx: StepContext, entry: Mapping[str, Any]) -> str:
@@ -163,7 +167,7 @@ class DisableRules(BaseStep):
                                        {"isEnabled": True}, scope=f"mailbox:{uid}")
         elif data.get("via") == "exchange":
             await ctx.exchange.invoke("Enable-InboxRule", {"Mailbox": upn, "Identity": data["identity"],
-                                                           "Confirm": False})
+                                                           "Confirm": False, "Force": True})
         else:
             raise StepError("the journal does not say how the rule was disabled")
         name = (entry.get("before") or {}).get("displayName", "")

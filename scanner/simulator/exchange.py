@@ -465,12 +465,21 @@ def _run(t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
             raise CmdletError(400, "Microsoft.Exchange.Configuration.Tasks.ManagementObjectAmbiguousException",
                               f"The operation couldn't be performed because '{ident}' matches multiple entries.", "Ex0A2B4E")
         r = hits[0]
+        mb = u.mailbox
+        if _bool(params.get("AlwaysDeleteOutlookRulesBlob", False)):
+            mb.always_delete_outlook_rules_blob = True  # the switch sets the user's OWA option, for good
+        if mb.outlook_rules_blob and not mb.always_delete_outlook_rules_blob and not _bool(params.get("Force", False)):
+            # Saving would delete the Outlook rules blob, which Exchange confirms first (ShouldContinue; -Force skips
+            # it). Over the REST endpoint nobody can answer, so the rules are not saved: the cmdlet succeeds, warns,
+            # and changes nothing.
+            warnings.append("When the rule is saved, rules created with Outlook that aren't in the server rule table "
+                            "are removed from the mailbox. The change was not confirmed and wasn't saved.")
+            return [], warnings
         if cmdlet == "Remove-InboxRule":
             t.rules(u).remove(r)
         else:
             r.isEnabled = cmdlet == "Enable-InboxRule"
-        warnings.append("When the rule is saved, rules created with Outlook that aren't in the server rule table are "
-                        "removed from the mailbox.") if not _bool(params.get("AlwaysDeleteOutlookRulesBlob", False)) else None
+        mb.outlook_rules_blob = False  # the server rule table replaced it
         t.log(cmdlet, cmdlet, u, detail={"rule": r.displayName, "RuleIdentity": str(r.rule_identity), "hidden": r.hidden})
         return [], warnings
     if cmdlet == "Get-CASMailbox":

@@ -161,6 +161,12 @@ class Mailbox:
                                                "ImapEnabled": True, "MAPIEnabled": True, "EwsEnabled": True,
                                                "SmtpClientAuthenticationDisabled": None})
     blocked: dict | None = None    # {"Reason":..., "CreatedDatetime":...}
+    # Outlook desktop keeps its own copy of the rules (the legacy rules blob); a mailbox that has been used with it has
+    # one. Saving rules through Exchange (Enable/Disable/Set/Remove-InboxRule) deletes it, after a confirmation that
+    # -Force skips; the user's OWA option "always delete the Outlook rules" (set by -AlwaysDeleteOutlookRulesBlob)
+    # skips it for good.
+    outlook_rules_blob: bool = True
+    always_delete_outlook_rules_blob: bool = False
     sent_per_day: int = 10
     sent_last_24h: int | None = None
 

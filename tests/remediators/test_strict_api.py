@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from remhelpers import Scanned, user_mailboxes
+from remhelpers import Scanned, plant_compromise, user_mailboxes
 
 from scanner.simulator import create_app, generate_tenant
 
@@ -132,3 +132,23 @@ def test_a_user_whose_upn_begins_with_a_dollar_sign(tmp_path: Path) -> None:
     res = s.remediate("--user", upn, "--step", "block_sign_in", "--yes")
     assert res.exit_code == 0, res.output
     assert u.accountEnabled is False
+
+
+def test_hidden_rule_is_disabled_and_re_enabled_in_a_mailbox_used_with_outlook(tmp_path: Path) -> None:
+    # Saving rules through Exchange deletes Outlook's rules blob, which Disable-/Enable-InboxRule confirm first; -Force
+    # is "for tasks run programmatically where prompting is inappropriate". Without it, over REST, nothing is saved.
+    t = generate_tenant(users=40, seed=27, scenarios=False)
+    upn = user_mailboxes(t, 1)[0]
+    s = Scanned(tmp_path, t, create_app(t))
+    plant_compromise(t, upn)
+    s.rescan()
+    mbx = t.user(upn).mailbox
+    assert mbx.outlook_rules_blob
+    (hidden,) = [r for r in t.rules(t.user(upn)) if r.hidden and r.displayName == ".."]
+    res = s.remediate("--user", upn, "--step", "disable_rules", "--yes")
+    assert res.exit_code == 0, res.output
+    assert hidden.isEnabled is False
+    assert not mbx.always_delete_outlook_rules_blob  # the user's own Outlook option is left alone
+    row = next(r for r in _applied(s, upn, "disable_rules") if r["target"].startswith("exo:"))
+    assert s.undo(row["action_id"]).exit_code == 0
+    assert hidden.isEnabled is True

@@ -156,3 +156,32 @@ async def test_exchange_faults_by_cmdlet_and_mailbox(exo, tenant):
     nxt = r.json()["@odata.nextLink"]
     r2 = await exo.post("Get-Mailbox", headers={"Prefer": "odata.maxpagesize=5"}, url=nxt, ResultSize="Unlimited")
     assert r2.json()["value"] == r.json()["value"]
+
+
+async def test_inbox_rule_cmdlets_confirm_deleting_the_outlook_rules_blob(exo, tenant):
+    # Saving rules through Exchange deletes Outlook's rules blob after a confirmation (ShouldContinue) that nobody can
+    # answer over REST: without -Force the cmdlet succeeds, warns, and saves nothing.
+    upn = "isaiah.langer@contoso.com"
+    rule = tenant.hidden_rules(upn)[0]
+    mbx = tenant.user(upn).mailbox
+    assert mbx.outlook_rules_blob and rule.isEnabled
+    n = len(tenant.mutations)
+    r = await exo.post("Disable-InboxRule", Mailbox=upn, Identity=str(rule.rule_identity), Confirm=False)
+    assert r.status_code == 200 and r.json()["@adminapi.warnings"]
+    assert rule.isEnabled is True and len(tenant.mutations) == n and mbx.outlook_rules_blob
+    r = await exo.post("Disable-InboxRule", Mailbox=upn, Identity=str(rule.rule_identity), Confirm=False, Force=True)
+    assert r.status_code == 200 and rule.isEnabled is False
+    assert not mbx.outlook_rules_blob and not mbx.always_delete_outlook_rules_blob
+    # Once the blob is gone there is nothing to confirm.
+    r = await exo.post("Enable-InboxRule", Mailbox=upn, Identity=str(rule.rule_identity), Confirm=False)
+    assert r.status_code == 200 and rule.isEnabled is True and not r.json()["@adminapi.warnings"]
+
+
+async def test_always_delete_outlook_rules_blob_sets_the_users_option(exo, tenant):
+    upn = "isaiah.langer@contoso.com"
+    rule = tenant.hidden_rules(upn)[0]
+    mbx = tenant.user(upn).mailbox
+    r = await exo.post("Disable-InboxRule", Mailbox=upn, Identity=str(rule.rule_identity), Confirm=False,
+                       AlwaysDeleteOutlookRulesBlob=True)
+    assert r.status_code == 200 and rule.isEnabled is False
+    assert mbx.always_delete_outlook_rules_blob  # a lasting change to the user's Outlook on the web options
