@@ -42,6 +42,43 @@ class FreshTokenCredential:
         return None
 
 
+async def read_request(receive: Any) -> tuple[bytes, Any]:
+    """An ASGI request's whole body, and a ``receive`` that replays it to the wrapped app."""
+    chunks: list[dict[str, Any]] = []
+    while True:
+        msg = await receive()
+        chunks.append(msg)
+        if msg["type"] != "http.request" or not msg.get("more_body"):
+            break
+    replay = list(chunks)
+
+    async def again() -> dict[str, Any]:
+        return replay.pop(0) if replay else {"type": "http.disconnect"}
+
+    return b"".join(m.get("body", b"") for m in chunks), again
+
+
+def rewrite_body(send: Any, fix: Callable[[int, bytes], bytes]) -> Any:
+    """A ``send`` that buffers the wrapped app's response and passes ``fix(status, body)`` on (content-length fixed)."""
+    start: dict[str, Any] = {}
+    body = bytearray()
+
+    async def capture(msg: dict[str, Any]) -> None:
+        if msg["type"] == "http.response.start":
+            start.update(msg)
+            return
+        body.extend(msg.get("body", b""))
+        if msg.get("more_body"):
+            return
+        data = fix(int(start.get("status", 0)), bytes(body))
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(data)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
+
+    return capture
+
+
 class SlowPaths:
     """ASGI middleware: requests whose path or body matches ``pattern`` wait ``seconds`` before the simulator answers
     (``times`` of them; None = all). Models one slow mailbox or one slow endpoint."""
@@ -57,22 +94,11 @@ class SlowPaths:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        chunks: list[dict[str, Any]] = []
-        while True:
-            msg = await receive()
-            chunks.append(msg)
-            if msg["type"] != "http.request" or not msg.get("more_body"):
-                break
-        body = b"".join(m.get("body", b"") for m in chunks)
+        body, again = await read_request(receive)
         text = scope.get("path", "") + " " + body.decode("utf-8", "replace")
         if self.rx.search(text) and (self.times is None or self.hits < self.times):
             self.hits += 1
             await asyncio.sleep(self.seconds)
-        replay = list(chunks)
-
-        async def again() -> dict[str, Any]:
-            return replay.pop(0) if replay else {"type": "http.disconnect"}
-
         await self.app(scope, again, send)
 
 
@@ -114,26 +140,13 @@ class MangleJson:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start: dict[str, Any] = {}
-        body = bytearray()
+        def fix(_status: int, data: bytes) -> bytes:
+            try:
+                return json.dumps(self._fix(json.loads(data))).encode()
+            except ValueError:
+                return data
 
-        async def capture(msg: dict[str, Any]) -> None:
-            if msg["type"] == "http.response.start":
-                start.update(msg)
-            elif msg["type"] == "http.response.body":
-                body.extend(msg.get("body", b""))
-                if not msg.get("more_body"):
-                    data = bytes(body)
-                    try:
-                        data = json.dumps(self._fix(json.loads(data))).encode()
-                    except ValueError:
-                        pass
-                    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-                    headers.append((b"content-length", str(len(data)).encode()))
-                    await send({**start, "headers": headers})
-                    await send({"type": "http.response.body", "body": data})
-
-        await self.app(scope, receive, capture)
+        await self.app(scope, receive, rewrite_body(send, fix))
 
 
 def env_for(tmp_path: Path, tenant: Any, app: Any, *, fresh_tokens: bool = False, asgi: Any = None,

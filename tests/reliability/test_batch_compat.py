@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 
 from scanner.simulator import SimOptions, create_app, generate_tenant
-from tests.reliability.helpers import assert_nothing_lost, env_for, read_findings_json, scan, snapshot
+from tests.reliability.helpers import (
+    assert_nothing_lost,
+    env_for,
+    read_findings_json,
+    rewrite_body,
+    scan,
+    snapshot,
+)
 
 VICTIM = "megan.bowen@contoso.com"
 
@@ -61,23 +68,7 @@ class LowercaseBatch:
         if scope["type"] != "http" or not scope["path"].endswith("/$batch"):
             await self.app(scope, receive, send)
             return
-        start: dict[str, Any] = {}
-        body = bytearray()
-
-        async def capture(msg: dict[str, Any]) -> None:
-            if msg["type"] == "http.response.start":
-                start.update(msg)
-                return
-            body.extend(msg.get("body", b""))
-            if msg.get("more_body"):
-                return
-            data = json.dumps(self._fix(json.loads(bytes(body)))).encode()
-            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-            headers.append((b"content-length", str(len(data)).encode()))
-            await send({**start, "headers": headers})
-            await send({"type": "http.response.body", "body": data})
-
-        await self.app(scope, receive, capture)
+        await self.app(scope, receive, rewrite_body(send, lambda _s, data: json.dumps(self._fix(json.loads(data))).encode()))
 
 
 def _findings(out: Path) -> set[tuple[str, str, str]]:

@@ -16,7 +16,15 @@ from typing import Any
 from scanner.simulator import SimOptions, create_app, generate_tenant
 from scanner.store import Store
 from scanner.sweep import TENANT_KEY
-from tests.reliability.helpers import assert_nothing_lost, env_for, read_findings_json, scan, snapshot
+from tests.reliability.helpers import (
+    assert_nothing_lost,
+    env_for,
+    read_findings_json,
+    read_request,
+    rewrite_body,
+    scan,
+    snapshot,
+)
 
 Doc = dict[str, Any]
 
@@ -38,14 +46,9 @@ class ExchangeAs:
         if scope["type"] != "http" or "/adminapi/" not in scope.get("path", ""):
             await self.app(scope, receive, send)
             return
-        chunks: list[dict[str, Any]] = []
-        while True:
-            msg = await receive()
-            chunks.append(msg)
-            if msg["type"] != "http.request" or not msg.get("more_body"):
-                break
+        raw, again = await read_request(receive)
         try:
-            cmd = json.loads(b"".join(m.get("body", b"") for m in chunks))["CmdletInput"]
+            cmd = json.loads(raw)["CmdletInput"]
             cmdlet, params = str(cmd["CmdletName"]), dict(cmd.get("Parameters") or {})
         except (ValueError, KeyError, TypeError):
             cmdlet, params = "", {}
@@ -54,30 +57,11 @@ class ExchangeAs:
         if own is not None:
             await _send_json(send, 200, own)
             return
-        start: dict[str, Any] = {}
-        body = bytearray()
 
-        async def capture(msg: dict[str, Any]) -> None:
-            if msg["type"] == "http.response.start":
-                start.update(msg)
-                return
-            body.extend(msg.get("body", b""))
-            if msg.get("more_body"):
-                return
-            data = bytes(body)
-            if start.get("status") == 200 and data:
-                data = json.dumps(self.fix(cmdlet, params, json.loads(data))).encode()
-            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-            headers.append((b"content-length", str(len(data)).encode()))
-            await send({**start, "headers": headers})
-            await send({"type": "http.response.body", "body": data})
+        def fix(status: int, data: bytes) -> bytes:
+            return json.dumps(self.fix(cmdlet, params, json.loads(data))).encode() if status == 200 and data else data
 
-        replay = list(chunks)
-
-        async def again() -> dict[str, Any]:
-            return replay.pop(0) if replay else {"type": "http.disconnect"}
-
-        await self.app(scope, again, capture)
+        await self.app(scope, again, rewrite_body(send, fix))
 
 
 async def _send_json(send: Any, status: int, doc: Doc) -> None:
