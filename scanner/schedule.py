@@ -268,7 +268,7 @@ def schedule_command(config_paths: tuple[Path, ...], out: Path | None, run_now: 
     try:
         configs = load_configs(config_paths)
         _configure_logging(configs)
-        ss = build_scheduler(configs, out=out, blocking=True, catch_up=not no_catch_up)
+        ss = build_scheduler(configs, out=out, blocking=False, catch_up=not no_catch_up)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
@@ -276,19 +276,24 @@ def schedule_command(config_paths: tuple[Path, ...], out: Path | None, run_now: 
         now = datetime.now(UTC)
         for key in ss.jobs:
             ss.scheduler.modify_job(key, next_run_time=now)
-
-    def _stop(signum: int, _frame: Any) -> None:
-        # systemd stops with SIGTERM: stop scheduling; scans in flight finish (or resume next time if killed).
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _stop)
     for key, job in ss.jobs.items():
         cfg = job.config
         click.echo(f"scheduled {cfg.label}: cron '{cfg.schedule.cron}' ({cfg.schedule.timezone})"
                    f"{' - catching up a missed run now' if ss.caught_up.get(key) else ''}", err=True)
+    # systemd stops with SIGTERM, a terminal with SIGINT. Neither may interrupt the scheduler's code: an exception
+    # raised by a signal handler inside APScheduler's locks can leave them held, and the process then never exits.
+    # So both are blocked before the scheduler's threads start (they inherit the mask) and the main thread waits
+    # for them synchronously. On the first one, scheduling stops and a scan in flight is finished and stored; a
+    # second signal ends the process at once (that scan then resumes next time).
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     try:
         ss.start()
-    except (KeyboardInterrupt, SystemExit):
-        log.info("scheduler stopping")
+        signum = signal.sigwait(stop_signals)
+        log.info("scheduler stopping on %s; a scan in flight finishes first", signal.Signals(signum).name)
     finally:
-        ss.shutdown(wait=False)
+        for sig in stop_signals:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
+        # wait: once the main thread returns the interpreter shuts down and a scan's executor work would fail
+        ss.shutdown(wait=True)

@@ -3,10 +3,12 @@ tenant whose scan is running (clear message, exit 2), `schedule` refusing a bad 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,24 @@ from scanner.cli import main
 from scanner.simulator import SimOptions, SimulatorServer, create_app, generate_tenant
 from tests.ops.receiver import Receiver
 from tests.ops.test_resume import cli, stored_accounts
+
+
+class Gate:
+    """ASGI wrapper: requests whose path contains ``part`` wait until the test opens the gate (``arrived`` tells the
+    test one is waiting), so a test can act while a scan is known to be in flight."""
+
+    def __init__(self, app: Any, part: str) -> None:
+        self.app, self.part = app, part
+        self.arrived, self.opened = threading.Event(), threading.Event()
+
+    def __getattr__(self, name: str) -> Any:  # tenant, graph_token, exchange_token … of the simulator app
+        return getattr(self.app, name)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.part in scope["path"] and not self.opened.is_set():
+            self.arrived.set()
+            await asyncio.to_thread(self.opened.wait, 120)
+        await self.app(scope, receive, send)
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -148,3 +168,39 @@ def test_schedule_command_runs_now_and_stops_cleanly_on_sigterm(tmp_path: Path) 
     logs = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert any("scheduled scan of Contoso done" in r["message"] for r in logs)
     assert srv.graph_token not in err and "SECRETPART" not in err
+
+
+def test_sigterm_during_a_scheduled_scan_lets_that_scan_finish_then_exits(tmp_path: Path) -> None:
+    # systemd's stop: scheduling ends at once, but the scan in flight is finished and stored, not cut off.
+    tenant = generate_tenant(users=20, seed=13, scenarios=True)
+    gate = Gate(create_app(tenant, SimOptions()), "/adminapi/")
+    with SimulatorServer(gate, port=0) as srv:
+        env = {**os.environ, "M365SWEEP_GRAPH_TOKEN": srv.graph_token, "M365SWEEP_EXCHANGE_TOKEN": srv.exchange_token}
+        db = tmp_path / "t.db"
+        cfg = tmp_path / "t.toml"
+        cfg.write_text(toml(srv, db, "Contoso", '[logging]\nformat = "json"\n'))
+        proc = subprocess.Popen(cli("schedule", "--config", str(cfg), "--out", str(tmp_path / "o"), "--run-now"),
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert gate.arrived.wait(120), "the immediate scheduled run never reached Exchange"
+            proc.send_signal(signal.SIGTERM)
+            seen = []
+            assert proc.stderr is not None
+            for line in proc.stderr:  # the scheduler acknowledges the signal while the scan is still held
+                seen.append(line)
+                if "scheduler stopping on SIGTERM" in line:
+                    break
+            gate.opened.set()
+            _, rest = proc.communicate(timeout=120)
+        finally:
+            gate.opened.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+    err = "".join(seen) + rest
+    assert proc.returncode == 0, err
+    assert "scheduler stopping on SIGTERM" in err and "Traceback" not in err
+    assert any("scheduled scan of Contoso done" in json.loads(x)["message"] for x in err.splitlines()
+               if x.startswith("{"))
+    assert (tmp_path / "o" / "findings.json").is_file()
+    assert stored_accounts(db) >= 20
