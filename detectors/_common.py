@@ -98,11 +98,11 @@ def privileged_roles(account: AccountSnapshot) -> list[RoleAssignment]:
 def is_privileged(account: AccountSnapshot, ctx: ScanContext) -> bool:
     if privileged_roles(account):
         return True
-    return account.upn.lower() in {u.lower() for u in ctx.facts.privileged_upns}
+    return account.upn.lower() in ctx.facts.privileged_upns
 
 
 def is_protected(account: AccountSnapshot, ctx: ScanContext) -> bool:
-    return account.upn.lower() in {u.lower() for u in ctx.protected_accounts}
+    return account.upn.lower() in ctx.protected_accounts
 
 
 def suppressed(f: Finding, reason: str) -> Finding:

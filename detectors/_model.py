@@ -145,6 +145,11 @@ class TenantFacts:
     # granting admin also shows C1" — the grant does not name who consented, so these are the candidates).
     consent_admins_new_method: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Detectors test membership once per account: lower-cased here, once, not per call (a per-call set of every
+        # privileged UPN made detection quadratic in the tenant's size).
+        object.__setattr__(self, "privileged_upns", frozenset(u.lower() for u in self.privileged_upns))
+
 
 @dataclass(frozen=True)
 class ScanContext:
@@ -163,6 +168,9 @@ class ScanContext:
     previous_finding_ids: frozenset[str] | None = None
     # The previous scan's tenant-level facts (tenant detectors compare against it); None on the first scan.
     previous_tenant: TenantInfo | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "protected_accounts", frozenset(u.lower() for u in self.protected_accounts))
 
 
 DetectFn = Callable[[AccountSnapshot, ScanContext], Iterator[Finding]]

@@ -425,7 +425,19 @@ def evaluate_scan(store: Any, scan_id: str, *, tenant: TenantInfo, allowlist: Al
     # Consent-capable admins with a genuine new method (for oauth.tenant_wide_mail_grant, detections.md §E2 + §C1).
     consent_admins: dict[str, tuple[str, ...]] = {}
 
-    # Pass 2: detectors per account.
+    # Pass 2: detectors per account. Findings, history and verdicts are written a batch of accounts at a time, in one
+    # transaction each (a transaction per account made the writes most of the pass on a big tenant).
+    pend_rows: list[dict[str, Any]] = []
+    pend_verdicts: list[tuple[str, str, int, list[str], bool]] = []
+
+    def flush() -> None:
+        with store.transaction():
+            store.put_findings(scan_id, pend_rows)
+            store.record_history(scan_id, started, [r for r in pend_rows if r["status"] == "active"])
+            store.set_verdicts(scan_id, pend_verdicts)
+        pend_rows.clear()
+        pend_verdicts.clear()
+
     for acc in store.iter_accounts(scan_id):
         upn_l = acc.upn.lower()
         previous = store.get_account(prev_scan, acc.upn) if prev_scan else None
@@ -492,11 +504,13 @@ def evaluate_scan(store: Any, scan_id: str, *, tenant: TenantInfo, allowlist: Al
             summary.new_findings += int(bool(f.new_since_last_scan))
             summary.transient += int(f.status == "transient")
             summary.suppressed += int(f.suppressed is not None)
-        store.put_findings(scan_id, rows)
-        store.record_history(scan_id, started, [r for r in rows if r["status"] == "active"])
-        store.set_verdict(scan_id, acc.upn, verdict, score, reasons, res.privileged)
+        pend_rows.extend(rows)
+        pend_verdicts.append((acc.upn, verdict, score, reasons, res.privileged))
+        if len(pend_verdicts) >= 500:
+            flush()
         verdicts[verdict] += 1
         summary.accounts += 1
+    flush()
 
     # Tenant-level detectors, once.
     prev_tenant = _stored_tenant(store, prev_scan) if prev_scan else None

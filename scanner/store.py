@@ -114,7 +114,7 @@ def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     db["_migrations"].create({"name": str, "applied": str}, pk="name", if_not_exists=True)
     for name, fn in MIGRATIONS:
         if name in todo:
-            with db.conn:
+            with db.atomic():
                 fn(db)
                 db["_migrations"].insert({"name": name, "applied": iso()}, replace=True)
     return todo
@@ -147,6 +147,10 @@ class Store:
 
     def close(self) -> None:
         self.db.conn.close()
+
+    def transaction(self) -> Any:
+        """``with store.transaction():`` — one SQLite transaction (nested ones are savepoints)."""
+        return self.db.atomic()
 
     def __enter__(self) -> Store:
         return self
@@ -223,7 +227,7 @@ class Store:
             "verdict": None, "score": None, "reasons": None, "privileged": None, "has_gaps": int(bool(s.gaps())),
         } for s in snapshots]
         if rows:
-            with self.db.conn:
+            with self.db.atomic():
                 self.db["accounts"].insert_all(rows, replace=True)
 
     def done_upns(self, scan_id: str) -> set[str]:
@@ -245,10 +249,15 @@ class Store:
 
     def set_verdict(self, scan_id: str, upn: str, verdict: str, score: int, reasons: list[str],
                     privileged: bool) -> None:
-        self.db.execute(
-            "update accounts set verdict = ?, score = ?, reasons = ?, privileged = ? where scan_id = ? and upn = ?",
-            [verdict, score, json.dumps(reasons), int(privileged), scan_id, upn],
-        )
+        self.set_verdicts(scan_id, [(upn, verdict, score, reasons, privileged)])
+
+    def set_verdicts(self, scan_id: str, verdicts: Iterable[tuple[str, str, int, list[str], bool]]) -> None:
+        """``(upn, verdict, score, reasons, privileged)`` per account, in one transaction."""
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "update accounts set verdict = ?, score = ?, reasons = ?, privileged = ? where scan_id = ? and upn = ?",
+                [(verdict, score, json.dumps(reasons), int(privileged), scan_id, upn)
+                 for upn, verdict, score, reasons, privileged in verdicts])
 
     def accounts(self, scan_id: str) -> list[dict[str, Any]]:
         return [
@@ -271,7 +280,7 @@ class Store:
             "remediation": json.dumps(f.get("remediation") or []), "first_seen": f.get("first_seen"),
         } for f in rows]
         if out:
-            with self.db.conn:
+            with self.db.atomic():
                 self.db["findings"].insert_all(out, replace=True)
 
     def findings(self, scan_id: str, upn: str | None = None) -> list[dict[str, Any]]:
@@ -297,24 +306,36 @@ class Store:
         return dict(row[0]) if row else None
 
     def record_history(self, scan_id: str, started: str, rows: list[dict[str, Any]]) -> None:
-        with self.db.conn:
-            for f in rows:
-                prev = self.history(f["id"])
-                if prev is None:
-                    self.db["finding_history"].insert({
-                        "id": f["id"], "upn": f["account"], "detector": f["detector"],
-                        "artefact": f.get("artefact", ""), "first_seen": started, "last_seen": started,
-                        "first_scan_id": scan_id, "last_scan_id": scan_id, "resolved": None,
-                        "severity": _sev(f["severity"]), "title": f["title"],
-                    }, replace=True)
-                else:
-                    self.db["finding_history"].update(f["id"], {"last_seen": started, "last_scan_id": scan_id,
-                                                                "resolved": None})
+        """First / last seen per finding id, for a batch of findings (one transaction, one lookup per 500 ids)."""
+        if not rows:
+            return
+        ids = list(dict.fromkeys(f["id"] for f in rows))
+        known: set[str] = set()
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            known.update(r[0] for r in self.db.execute(
+                f"select id from finding_history where id in ({','.join('?' * len(part))})", part))  # noqa: S608
+        fresh: dict[str, dict[str, Any]] = {}
+        for f in rows:
+            if f["id"] not in known:
+                fresh[f["id"]] = {
+                    "id": f["id"], "upn": f["account"], "detector": f["detector"],
+                    "artefact": f.get("artefact", ""), "first_seen": started, "last_seen": started,
+                    "first_scan_id": scan_id, "last_scan_id": scan_id, "resolved": None,
+                    "severity": _sev(f["severity"]), "title": f["title"],
+                }
+        with self.db.atomic():
+            if fresh:
+                self.db["finding_history"].insert_all(fresh.values(), replace=True)
+            if known:
+                self.db.conn.executemany(
+                    "update finding_history set last_seen = ?, last_scan_id = ?, resolved = null where id = ?",
+                    [(started, scan_id, i) for i in ids if i in known])
 
     def resolve_missing(self, scan_id: str, started: str, seen_ids: set[str]) -> int:
         """Mark history entries not seen in this scan as resolved (for accounts this scan read)."""
         n = 0
-        with self.db.conn:
+        with self.db.atomic():
             for r in self.db.execute_returning_dicts(
                     "select h.id from finding_history h join accounts a on a.upn = h.upn and a.scan_id = ? "
                     "where h.resolved is null", [scan_id]):
@@ -342,7 +363,7 @@ class Store:
             "after": json.dumps(entry.get("after"), default=str), "detail": entry.get("detail"),
             "scan_id": entry.get("scan_id"),
         }
-        with self.db.conn:
+        with self.db.atomic():
             return int(self.db["journal"].insert(row).last_pk)
 
     def journal(self, *, upn: str | None = None, action_id: str | None = None,
@@ -363,7 +384,7 @@ class Store:
 
     # ---- retention -----------------------------------------------------------------------------------------------
     def delete_scan(self, scan_id: str) -> None:
-        with self.db.conn:
+        with self.db.atomic():
             for table in ("accounts", "findings", "errors", "tenant_data"):
                 self.db.execute(f"delete from {table} where scan_id = ?", [scan_id])  # noqa: S608 - fixed names
             self.db.execute("delete from scans where id = ?", [scan_id])
