@@ -54,6 +54,9 @@ class DetectorMeta:
     requires: tuple[str, ...] = ()  # snapshot collections read
     false_positives: tuple[str, ...] = ()
     status: str = "stable"  # stable | experimental
+    # Tenant-level detectors only: how an admin fixes it by hand. No m365sweep step acts on a tenant object (a mail-flow
+    # rule, an app's role or grant): remediation steps target one account, so these detectors name none.
+    manual: str = ""
 
 
 @dataclass(frozen=True)

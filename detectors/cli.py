@@ -19,6 +19,7 @@ def catalogue_json() -> list[dict[str, object]]:
             "id": m.id, "title": m.title, "severity": m.severity.label, "technique": m.technique,
             "rationale": m.rationale, "remediation": list(m.remediation), "requires": list(m.requires),
             "false_positives": list(m.false_positives), "status": m.status,
+            "manual": m.manual,  # tenant-level detectors: how to fix by hand (no step acts on a tenant object)
             "scope": scope,  # "account": per-account snapshot; "tenant": once per scan (pseudo-account findings)
             "description": (__import__(d.module, fromlist=["_"]).__doc__ or "").strip(),  # type: ignore[attr-defined]
         })

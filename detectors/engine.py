@@ -31,6 +31,7 @@ Drift definitions (detections.md §K):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import pkgutil
 from collections import Counter, defaultdict
@@ -94,6 +95,15 @@ def tenant_catalogue() -> list[TenantDetector]:
     out = [TenantDetector(meta=mod.META, detect_tenant=mod.detect_tenant, module=mod.__name__)
            for mod in _modules() if callable(getattr(mod, "detect_tenant", None))]
     return sorted(out, key=lambda d: d.meta.id)
+
+
+@functools.cache
+def manual_fix(detector_id: str) -> str | None:
+    """How an admin fixes a tenant-level detector's finding by hand (None for account detectors and unknown ids)."""
+    for d in tenant_catalogue():
+        if d.meta.id == detector_id:
+            return d.meta.manual or None
+    return None
 
 
 # ---- allow-list --------------------------------------------------------------------------------------------------
@@ -553,5 +563,5 @@ def evaluate_scan(store: Any, scan_id: str, *, tenant: TenantInfo, allowlist: Al
 
 __all__ = [
     "AccountResult", "EvaluationSummary", "NotEvaluated", "allowlist_from_config", "artefact_present", "catalogue",
-    "evaluate_account", "evaluate_scan", "evaluate_tenant", "run_detectors", "tenant_catalogue", "tenant_facts",
+    "evaluate_account", "evaluate_scan", "evaluate_tenant", "manual_fix", "run_detectors", "tenant_catalogue", "tenant_facts",
 ]

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from detectors.engine import manual_fix
 from reports.evidence import evidence_text
 from reports.text import reveal
 from scanner.store import Store
@@ -22,7 +23,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uf
 
 CSV_COLUMNS = (
     "id", "account", "detector", "technique", "severity", "title", "summary", "evidence", "new_since_last_scan",
-    "status", "suppressed", "score", "first_seen", "remediation", "tenant_level",
+    "status", "suppressed", "score", "first_seen", "remediation", "tenant_level", "manual_fix",
 )
 
 
@@ -100,6 +101,8 @@ def finding_json(f: dict[str, Any], tenant_level: bool = False) -> dict[str, Any
         "first_seen": f.get("first_seen"),
         "summary": evidence_text(f["detector"], f.get("evidence") or {}),
         "tenant_level": tenant_level,
+        # tenant-level findings: no m365sweep step acts on a tenant object; this says how to fix it by hand
+        "manual_fix": manual_fix(f["detector"]) if tenant_level else None,
     }
 
 

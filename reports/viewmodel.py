@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from detectors.engine import manual_fix
 from reports.evidence import evidence_sentence
 from reports.text import attack_url, strip_hidden
 from scanner.snapshot import AccountSnapshot
@@ -65,6 +66,7 @@ class TenantFindingView:
     name: str  # the label without its kind prefix
     finding: FindingView
     search: str
+    manual: str = ""  # how to fix it by hand (no m365sweep step acts on a tenant object)
 
 
 @dataclass(frozen=True)
@@ -402,7 +404,8 @@ def tenant_finding_views(findings: Sequence[Mapping[str, Any]],
         subject = str(f.get("account") or "")
         kind, name = split_subject(subject)
         search = strip_hidden(" ".join([subject, kind, fv.title, fv.sentence, fv.detector, fv.technique])).lower()
-        out.append(TenantFindingView(subject=subject, kind=kind, name=name, finding=fv, search=search))
+        out.append(TenantFindingView(subject=subject, kind=kind, name=name, finding=fv, search=search,
+                                     manual=manual_fix(fv.detector) or ""))
     out.sort(key=lambda t: (t.finding.suppressed is not None, -SEV_RANK.get(t.finding.severity, 0),
                             not t.finding.new, t.name.lower(), t.finding.detector))
     return tuple(out)

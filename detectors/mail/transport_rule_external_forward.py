@@ -62,7 +62,9 @@ META = DetectorMeta(
     rationale="A transport rule acts on the whole organisation's mail flow: one rule added with an admin account "
               "redirects or blind-copies every matching message to the attacker, and no mailbox shows it. Microsoft "
               "lists transport rules as one of the three places forwarding lives.",
-    remediation=("disable_rules",),
+    manual=("Disable the rule first (Exchange admin center > Mail flow > Rules, or Disable-TransportRule "
+           '-Identity "<rule name>"), check who created or changed it (the admin audit log), then remove it '
+           "if it is not approved."),
     requires=("transport_rules",),
     false_positives=("Journaling or archiving to an external vendor, or copies to an outsourced partner (bookkeeper, "
                      "legal hold service): allow-list the destination domain in [allowlist] forwarding_domains with "

@@ -59,7 +59,9 @@ META = DetectorMeta(
     rationale="A rule that sets the spam confidence level to -1 delivers the chosen senders' mail unfiltered to "
               "every inbox; attackers use it to land phishing and payment-fraud mail from a domain they control. "
               "CIS Microsoft 365 6.2.2: transport rules should not allow-list domains.",
-    remediation=("disable_rules",),
+    manual=("Disable the rule (Exchange admin center > Mail flow > Rules, or Disable-TransportRule -Identity "
+           '"<rule name>") so filtering applies again; find who created it in the admin audit log; remove it '
+           "unless the bypass is approved."),
     requires=("transport_rules",),
     false_positives=("A partner whose mail the filter wrongly junks: prefer the Tenant Allow/Block List, or allow-list "
                      "the domain in [allowlist] forwarding_domains with a reason (shown suppressed).",

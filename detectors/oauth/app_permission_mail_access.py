@@ -55,7 +55,9 @@ META = DetectorMeta(
     rationale="An application permission (full_access_as_app, Mail.ReadWrite, Mail.Send …) lets the app reach every "
               "mailbox with its own secret or certificate, without any user; no password reset or sign-out revokes "
               "it. Microsoft: every non-Microsoft application with this permission should be reviewed carefully.",
-    remediation=("revoke_oauth_grants",),
+    manual=("Remove the app's mail application permission (Entra admin center > Enterprise applications > the "
+           "app > Permissions, or DELETE /servicePrincipals/{id}/appRoleAssignedTo/{assignment id}); disable "
+           "or delete the service principal if nobody owns it; review its sign-ins and what it read."),
     requires=("app_roles",),
     false_positives=("Sanctioned backup, archiving, e-discovery or mail-security products (usually verified "
                      "publishers: Medium): allow-list the appId in [allowlist] apps with a reason.",

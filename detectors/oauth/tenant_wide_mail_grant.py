@@ -51,7 +51,9 @@ META = DetectorMeta(
     technique="T1528",
     rationale="One admin consent gives an app every mailbox; Microsoft: every non-Microsoft app with this permission "
               "should be reviewed carefully.",
-    remediation=("revoke_oauth_grants",),
+    manual=("Revoke the tenant-wide (AllPrincipals) grant (Entra admin center > Enterprise applications > the "
+           "app > Permissions > Admin consent, or DELETE /oauth2PermissionGrants/{id}); review who granted "
+           "admin consent and when in the audit log."),
     requires=("oauth_grants",),
     false_positives=("Sanctioned backup, archiving or e-discovery products (usually verified publishers: Medium): "
                      "allow-list the app id with a reason.",),

@@ -40,7 +40,9 @@ META = DetectorMeta(
     rationale="An app with an admin role acts with that role through its own credentials (client secret or "
               "certificate), which no user password reset or session revocation touches; attackers add credentials "
               "to an app and elevate it for persistence (T1098.003, T1098.001).",
-    remediation=("remove_admin_roles",),
+    manual=("Remove the app from the administrator role (Entra admin center > Roles and administrators, or "
+           "DELETE /directoryRoles/{role id}/members/{service principal id}/$ref); check who added it in the "
+           "audit log and rotate the app's credentials."),
     requires=("roles",),
     false_positives=("Sanctioned automation or third-party management tools given a role on purpose: allow-list "
                      "the appId in [allowlist] apps.",

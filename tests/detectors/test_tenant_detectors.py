@@ -48,7 +48,10 @@ def test_tenant_catalogue_metadata() -> None:
     for d in cat:
         m = d.meta
         assert d.module == f"detectors.{m.id}"
-        assert m.rationale and m.false_positives and m.remediation and set(m.remediation) <= set(STEP_NAMES)
+        assert m.rationale and m.false_positives
+        # remediation steps act on one account; a tenant object is fixed by hand, so the detector says how
+        assert m.remediation == () and len(m.manual) > 40, m.id
+        assert set(m.remediation) <= set(STEP_NAMES)
         doc = importlib.import_module(d.module).__doc__ or ""
         assert "Sees" in doc and "Misses" in doc and "pseudo-account" in doc.lower()
 

@@ -113,6 +113,8 @@ def test_report_bytes_and_exports(tmp_path: Path) -> None:
     assert "Suppressed (allow-listed, not counted): " in supp and "backup vendor, ticket 4711" in supp
     assert 'id="card-tenant"' in doc and 'id="tenant-new"' in doc
     assert f'<option value="{SP_DET}">' in doc  # in the detector filter
+    # no m365sweep step acts on an app's role: the row says how to fix it by hand, and names no step
+    assert "Fix by hand: Remove the app from the administrator role" in text and "steps:" not in section
 
     data = json.loads(paths["json"].read_text(encoding="utf-8"))
     assert [a["userPrincipalName"] for a in data["accounts"]] == ["alice@contoso.com", "bob@contoso.com"]
@@ -120,10 +122,13 @@ def test_report_bytes_and_exports(tmp_path: Path) -> None:
     assert len(tenant) == 3 and all(f["tenant_level"] for f in tenant)
     assert all(f["account"].startswith("serviceprincipal:") for f in tenant)
     assert EVIL_APP in {f["evidence"]["service_principal"] for f in tenant}  # JSON keeps the raw value
+    assert all(f["manual_fix"].startswith("Remove the app from the administrator role") for f in tenant)
+    assert {f["manual_fix"] for f in data["findings"] if not f["tenant_level"]} <= {None}
 
     with paths["csv"].open(encoding="utf-8-sig", newline="") as fh:
         csv_rows = [r for r in csv.DictReader(fh) if r["detector"] == SP_DET]
     assert len(csv_rows) == 3 and {r["tenant_level"] for r in csv_rows} == {"true"}
+    assert all(r["manual_fix"].startswith("Remove the app") and r["remediation"] == "" for r in csv_rows)
     evil = next(r for r in csv_rows if "beef" in r["account"])
     assert "Mail⟦U+200B⟧Sync" in evil["account"] and "\u200b" not in evil["account"]
     assert evil["summary"] == evidence_sentence(SP_DET, tenant[0]["evidence"]).replace("\u200b", "⟦U+200B⟧")
