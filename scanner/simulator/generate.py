@@ -221,14 +221,7 @@ def _apply_details(t: Tenant, u: User, e: dict) -> None:
     for r in e.get("roles", []):
         t.add_role(u, r["role"], created=_when(t, r.get("assigned", "-400d")), log=False)
     for r in e.get("eligible_roles", []):
-        start = _when(t, r.get("start", "-200d"))
-        rd = t.role_definition_id(r["role"])
-        t.eligibility.append({"id": ids.role_assignment_id(rd, u.id) + "-e", "principalId": u.id, "roleDefinitionId": rd,
-                              "directoryScopeId": "/", "appScopeId": None, "createdUsing": ids.role_assignment_id(rd, u.id),
-                              "createdDateTime": _iso(start), "modifiedDateTime": None, "status": "Provisioned",
-                              "memberType": "Direct",
-                              "scheduleInfo": {"startDateTime": _iso(start), "recurrence": None,
-                                               "expiration": {"type": "noExpiration", "endDateTime": None, "duration": None}}})
+        t.add_eligible_role(u, r["role"], start=_when(t, r.get("start", "-200d")), log=False)
     for g in e.get("grants", []):
         t.add_grant(u if g.get("consentType", "Principal") == "Principal" else None, g["app"], g["scope"],
                     consent_type=g.get("consentType", "Principal"), resource=g.get("resource", "Microsoft Graph"), log=False)

@@ -984,8 +984,16 @@ def _upn_of(t: Tenant, pid: str) -> str:
     return (p.get("userPrincipalName") or p.get("displayName") or pid) if p else pid
 
 
+def _needs_p2(t: Tenant) -> None:
+    # PIM needs Entra ID P2 / Governance; without it the schedule APIs answer 400 AadPremiumLicenseRequired.
+    if t.license != "P2":
+        raise GraphError(400, "AadPremiumLicenseRequired",
+                         "The tenant needs to have Microsoft Entra ID P2 or Microsoft Entra ID Governance license.")
+
+
 def eligibility(t: Tenant, req: Req):
     need(req, "GET roleManagement")
+    _needs_p2(t)
     items = [{k: v for k, v in e.items()} for e in t.eligibility]
     if "$filter" in req.query:
         cl = parse_filter(req.query["$filter"], {"principalId", "roleDefinitionId", "directoryScopeId", "status"},
@@ -999,6 +1007,69 @@ def eligibility(t: Tenant, req: Req):
             name = next((n for n, i in ROLE_TEMPLATES.items() if i == e["roleDefinitionId"]), e["roleDefinitionId"])
             e["roleDefinition"] = role_definition_json(name, e["roleDefinitionId"])
     return 200, collection(req, "roleManagement/directory/roleEligibilitySchedules", items, None)
+
+
+ELIGIBILITY_REQUEST_FIELDS = {"action", "principalId", "roleDefinitionId", "directoryScopeId", "appScopeId",
+                              "justification", "scheduleInfo", "ticketInfo", "isValidationOnly", "targetScheduleId"}
+
+
+def create_eligibility_request(t: Tenant, req: Req):
+    """POST /roleManagement/directory/roleEligibilityScheduleRequests (graph-api.md §5.2): adminRemove revokes an
+    eligibility (201, status "Revoked"), adminAssign creates one (201, status "Provisioned"). Other actions (self
+    activation, extend, renew) need a signed-in user and are refused here."""
+    need(req, "POST roleEligibilityScheduleRequests")
+    _needs_p2(t)
+    body = _create_body(req, "microsoft.graph.unifiedRoleEligibilityScheduleRequest",
+                        "microsoft.graph.unifiedRoleEligibilityScheduleRequest", ELIGIBILITY_REQUEST_FIELDS)
+    action, rd, pid = body.get("action"), body.get("roleDefinitionId"), body.get("principalId")
+    for name, value in (("action", action), ("roleDefinitionId", rd), ("principalId", pid)):
+        if not isinstance(value, str) or not value:
+            raise GraphError(400, "Request_BadRequest", f"Required property '{name}' is missing or empty.")
+    scope = body.get("directoryScopeId")
+    if not isinstance(scope, str) or not scope.startswith("/"):
+        raise GraphError(400, "Request_BadRequest", "Either directoryScopeId or appScopeId must be specified.")
+    if action not in ("adminRemove", "adminAssign"):
+        raise GraphError(400, "InvalidScheduleRequest", f"The action '{action}' is not supported for app-only callers.")
+    u = _directory_user(t, pid)
+    rd_l = rd.lower()
+    if rd_l not in {i.lower() for i in ROLE_TEMPLATES.values()}:
+        raise not_found_dir(rd)
+    match = [e for e in t.eligibility if e["principalId"] == u.id and e["roleDefinitionId"].lower() == rd_l
+             and e["directoryScopeId"] == scope]
+    now = iso_precise(t.now())
+    out = {"@odata.context": f"{req.base}/v1.0/$metadata#roleManagement/directory/roleEligibilityScheduleRequests/$entity",
+           "id": ids.random_guid(t.seed, len(t.mutations), 0xE1), "createdDateTime": now, "approvalId": None,
+           "customData": None, "action": action, "principalId": u.id, "roleDefinitionId": rd_l, "directoryScopeId": scope,
+           "appScopeId": None, "isValidationOnly": False, "justification": body.get("justification"),
+           "createdBy": {"application": {"displayName": None, "id": None}, "device": None, "user": None},
+           "ticketInfo": {"ticketNumber": None, "ticketSystem": None}}
+    if action == "adminRemove":
+        if not match:
+            raise GraphError(400, "RoleAssignmentDoesNotExist", "The Role assignment does not exist.")
+        t.eligibility = [e for e in t.eligibility if e not in match]
+        t.log("POST", "/roleManagement/directory/roleEligibilityScheduleRequests", u,
+              detail={"action": action, "roleDefinitionId": rd_l, "directoryScopeId": scope})
+        return 201, {**out, "status": "Revoked", "completedDateTime": None, "targetScheduleId": None,
+                     "scheduleInfo": None}
+    if match:
+        raise GraphError(400, "RoleAssignmentExists", "The Role assignment already exists.")
+    info = body.get("scheduleInfo") if isinstance(body.get("scheduleInfo"), dict) else {}
+    exp = info.get("expiration") if isinstance(info.get("expiration"), dict) else {}
+    end = exp.get("endDateTime") if exp.get("type") == "afterDateTime" else None
+    if exp.get("type") == "afterDateTime" and not end:
+        raise GraphError(400, "InvalidScheduleRequest", "The expiration endDateTime is required for afterDateTime.")
+    e = t.add_eligible_role(u, rd_l, start=t.now(), end=_parse_end(end) if end else None, scope=scope, log=False)
+    t.log("POST", "/roleManagement/directory/roleEligibilityScheduleRequests", u,
+          detail={"action": action, "roleDefinitionId": rd_l, "directoryScopeId": scope})
+    return 201, {**out, "status": "Provisioned", "completedDateTime": now, "targetScheduleId": e["id"],
+                 "scheduleInfo": e["scheduleInfo"]}
+
+
+def _parse_end(value: Any) -> datetime:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        raise GraphError(400, "InvalidScheduleRequest", f"Invalid endDateTime '{value}'.") from None
 
 
 def _directory_role_id(t: Tenant, template: str) -> str:
@@ -1342,6 +1413,8 @@ def dispatch(t: Tenant, req: Req):
                 return role_assignment_item(t, req, s[3])
         if what == "roleEligibilitySchedules" and n == 3 and m == "GET":
             return eligibility(t, req)
+        if what == "roleEligibilityScheduleRequests" and n == 3 and m == "POST":
+            return create_eligibility_request(t, req)
     elif head.startswith("directoryRoles"):
         key = s[1] if n > 1 else None
         if head.startswith("directoryRoles(") and head.endswith(")"):

@@ -845,6 +845,31 @@ class Tenant:
             self.log("POST", "/roleManagement/directory/roleAssignments", u, detail={"role": role, "id": rid})
         return a
 
+    def add_eligible_role(self, u: User, role: str, *, start: datetime | None = None, end: datetime | None = None,
+                          scope: str = "/", log: bool = True) -> dict:
+        """A PIM-eligible assignment (a unifiedRoleEligibilitySchedule): not active until the user activates it."""
+        rd = self.role_definition_id(role)
+        start = start or self.now()
+        expiration = ({"type": "afterDateTime", "endDateTime": iso(end), "duration": None} if end else
+                      {"type": "noExpiration", "endDateTime": None, "duration": None})
+        base = ids.role_assignment_id(rd, u.id, scope)
+        eid = base + "-e"
+        e = {"id": eid, "principalId": u.id, "roleDefinitionId": rd, "directoryScopeId": scope, "appScopeId": None,
+             "createdUsing": base, "createdDateTime": iso(start), "modifiedDateTime": None, "status": "Provisioned",
+             "memberType": "Direct",
+             "scheduleInfo": {"startDateTime": iso(start), "recurrence": None, "expiration": expiration}}
+        self.eligibility = [x for x in self.eligibility if x["id"] != eid]
+        self.eligibility.append(e)
+        if log:
+            self.log("POST", "/roleManagement/directory/roleEligibilityScheduleRequests", u,
+                     detail={"action": "adminAssign", "role": role, "id": eid})
+        return e
+
+    def eligible_roles_of(self, u: User) -> list[str]:
+        names = {v: k for k, v in ROLE_TEMPLATES.items()}
+        return [names.get(e["roleDefinitionId"], e["roleDefinitionId"]) for e in self.eligibility
+                if e["principalId"] == u.id]
+
     def add_principal_role(self, principal_id: str, role: str, *, created: datetime | None = None) -> dict:
         """An active assignment for a non-user principal (a service principal), e.g. a planted app in a role."""
         rd = self.role_definition_id(role)

@@ -41,6 +41,9 @@ REQUIRED: dict[str, tuple[str, tuple[str, ...]]] = {
     "DELETE roleManagement": ("directory", ("RoleManagement.ReadWrite.Directory",)),
     # create unifiedRoleAssignment: the directory provider documents only RoleManagement.ReadWrite.Directory
     "POST roleManagement": ("directory", ("RoleManagement.ReadWrite.Directory",)),
+    # PIM eligibility requests (adminRemove / adminAssign): least RoleEligibilitySchedule.ReadWrite.Directory
+    "POST roleEligibilityScheduleRequests": ("directory", ("RoleEligibilitySchedule.ReadWrite.Directory",
+                                                           "RoleManagement.ReadWrite.Directory")),
     "GET directoryRoles": ("directory", ("RoleManagement.Read.Directory", "Directory.Read.All",
                                          "RoleManagement.ReadWrite.Directory", "Directory.ReadWrite.All")),
     "DELETE directoryRoles": ("directory", ("RoleManagement.ReadWrite.Directory",)),

@@ -219,3 +219,57 @@ def test_admin_role_undo_without_write_permission_is_exit_2(scanned: tuple[Scann
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert s.tenant.roles_of(u) == []
     assert [r["status"] for r in s.journal(upn) if r["action_id"] == aid][-1] == "undo_failed"
+
+
+def _eligibility(tenant: Any, upn: str) -> list[tuple[str, str, str | None]]:
+    u = tenant.user(upn)
+    return [(e["roleDefinitionId"], e["directoryScopeId"], e["scheduleInfo"]["expiration"]["endDateTime"])
+            for e in tenant.eligibility if e["principalId"] == u.id]
+
+
+def test_pim_eligible_roles_are_removed_with_the_active_ones_and_restored_by_undo(
+        scanned: tuple[Scanned, str]) -> None:
+    from datetime import timedelta
+
+    s, upn = scanned
+    u = s.tenant.user(upn)
+    # The attacker also made the account eligible for Global Administrator until a date: it could activate it again
+    # once the active Exchange Administrator assignment is gone.
+    end = s.tenant.now() + timedelta(days=90)
+    s.tenant.add_eligible_role(u, "Global Administrator", end=end)
+    before = _eligibility(s.tenant, upn)
+    assert len(before) == 1
+    res = s.remediate("--user", upn, "--step", "remove_admin_roles", "--yes")
+    assert res.exit_code == 0, res.output
+    assert s.tenant.roles_of(u) == [] and _eligibility(s.tenant, upn) == []
+    # The revocation went through PIM's request API, as Microsoft documents it.
+    revoke = [m for m in s.tenant.mutations if m["path"] == "/roleManagement/directory/roleEligibilityScheduleRequests"
+              and m.get("detail", {}).get("action") == "adminRemove"]
+    assert len(revoke) == 1
+    rows = [r for r in s.journal(upn) if r["step"] == "remove_admin_roles"]
+    eligible_started = next(r for r in rows if r["status"] == "started" and r["before"].get("eligible"))
+    assert eligible_started["before"]["roleName"] == "Global Administrator"
+    assert eligible_started["after"]["label"].startswith("PIM-eligible role Global Administrator (tenant-wide, until ")
+    assert [r["status"] for r in rows if r["action_id"] == eligible_started["action_id"]] == [
+        "started", "applied", "verified"]
+    # Undo restores the eligibility with its original end date.
+    res = s.undo(eligible_started["action_id"])
+    assert res.exit_code == 0, res.output
+    assert "restored" in res.output
+    assert _eligibility(s.tenant, upn) == before
+    assert s.tenant.roles_of(u) == []  # only that action was undone
+    again = s.undo(eligible_started["action_id"])
+    assert again.exit_code == 0 and "already undone" in again.output
+
+
+def test_tenant_without_p2_has_no_eligibility_and_the_step_still_removes_active_roles(tmp_path: Path) -> None:
+    tenant = generate_tenant(users=40, seed=5, scenarios=False, license="P1")
+    upn = user_mailboxes(tenant, 1)[0]
+    plant_compromise(tenant, upn)
+    tenant.add_role(tenant.user(upn), "Exchange Administrator")
+    s = Scanned(tmp_path, tenant, create_app(tenant))
+    res = s.remediate("--user", upn, "--step", "remove_admin_roles", "--yes")
+    assert res.exit_code == 0, res.output
+    assert "P2" in res.output  # the plan's note: PIM is not available, so no eligible assignments
+    assert tenant.roles_of(tenant.user(upn)) == []
+    assert not [m for m in tenant.mutations if "Eligibility" in m["path"]]

@@ -410,3 +410,53 @@ async def test_recipient_permission_identity_is_not_a_upn(exo, tenant):
     assert delegate.userPrincipalName in [x["Trustee"] for x in rows]
     # The mailbox cmdlets take a MailboxIdParameter, which does resolve the UPN.
     assert (await exo.post("Get-Mailbox", Identity=owner.userPrincipalName)).status_code == 200
+
+
+# ---------------------------------------------------------------------------------------- PIM eligibility requests
+async def test_eligibility_request_remove_and_assign_through_the_sdk(sdk, tenant):
+    from msgraph.generated.models.unified_role_eligibility_schedule_request import (  # noqa: TID251
+        UnifiedRoleEligibilityScheduleRequest,
+    )
+    from msgraph.generated.models.unified_role_schedule_request_actions import (  # noqa: TID251
+        UnifiedRoleScheduleRequestActions,
+    )
+
+    u = _plain_user(tenant)
+    tenant.add_eligible_role(u, "Exchange Administrator", log=False)
+    requests = sdk.role_management.directory.role_eligibility_schedule_requests
+    body = UnifiedRoleEligibilityScheduleRequest(action=UnifiedRoleScheduleRequestActions.AdminRemove,
+                                                 principal_id=u.id, role_definition_id=EXCHANGE_ADMIN,
+                                                 directory_scope_id="/")
+    done = await requests.post(body)
+    assert done.status == "Revoked" and done.action == UnifiedRoleScheduleRequestActions.AdminRemove
+    assert tenant.eligible_roles_of(u) == []
+    # Removing what is not there: PIM's 400, as an OData error the SDK raises.
+    with pytest.raises(ODataError) as exc:
+        await requests.post(body)
+    assert exc.value.response_status_code == 400 and exc.value.error.code == "RoleAssignmentDoesNotExist"
+    # adminAssign brings it back; the list endpoint shows it.
+    body.action = UnifiedRoleScheduleRequestActions.AdminAssign
+    made = await requests.post(body)
+    assert made.status == "Provisioned" and made.target_schedule_id
+    assert tenant.eligible_roles_of(u) == ["Exchange Administrator"]
+    assert [m["detail"]["action"] for m in tenant.mutations[-2:]] == ["adminRemove", "adminAssign"]
+
+
+async def test_eligibility_requests_need_p2_and_a_write_permission(tenant, client):
+    from conftest import graph_client
+
+    u = _plain_user(tenant)
+    tenant.add_eligible_role(u, "Exchange Administrator", log=False)
+    body = {"action": "adminRemove", "principalId": u.id, "roleDefinitionId": EXCHANGE_ADMIN, "directoryScopeId": "/"}
+    url = "/v1.0/roleManagement/directory/roleEligibilityScheduleRequests"
+    app = create_app(tenant, SimOptions(permissions=ALL_PERMISSIONS - {"RoleManagement.ReadWrite.Directory",
+                                                                       "RoleEligibilitySchedule.ReadWrite.Directory"}))
+    async with graph_client(app) as read_only:
+        r = await read_only.post(url, json=body)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "Authorization_RequestDenied"
+    tenant.license = "P1"
+    r = await client.post(url, json=body)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "AadPremiumLicenseRequired"
+    r = await client.get("/v1.0/roleManagement/directory/roleEligibilitySchedules")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "AadPremiumLicenseRequired"
+    assert tenant.eligible_roles_of(u) == ["Exchange Administrator"]
