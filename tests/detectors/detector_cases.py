@@ -161,6 +161,16 @@ CASES: list[tuple[str, str, dict[str, Any], Any]] = [
     ("roles.privileged_role_new", "eligible only", {"has_previous": True, "roles": [
         {"role_name": "Exchange Administrator", "kind": "eligible"}]}, False),
     ("roles.privileged_role_new", "standing role first scan", {"roles": ["Global Administrator"]}, False),
+    ("roles.privileged_role_new", "PIM activation of an eligibility held last night", {
+        "previous": {"roles": [{"role_name": "Exchange Administrator", "kind": "eligible",
+                                "role_template_id": "29232cdf-9323-42fd-ade2-1d097af3e4de"}]},
+        "roles": [{"role_name": "Exchange Administrator", "role_template_id": "29232cdf-9323-42fd-ade2-1d097af3e4de"},
+                  {"role_name": "Exchange Administrator", "kind": "eligible",
+                   "role_template_id": "29232cdf-9323-42fd-ade2-1d097af3e4de"}]}, "suppressed"),
+    ("roles.privileged_role_new", "made eligible and activated in one night", {"has_previous": True, "roles": [
+        {"role_name": "Exchange Administrator", "role_template_id": "29232cdf-9323-42fd-ade2-1d097af3e4de"},
+        {"role_name": "Exchange Administrator", "kind": "eligible",
+         "role_template_id": "29232cdf-9323-42fd-ade2-1d097af3e4de"}]}, True),
     ("roles.privileged_account_backdoor", "GA forwards to gmail", {"roles": ["Global Administrator"], "forwarding": {
         "forwarding_smtp_address": "x@gmail.com"}}, True),
     ("roles.privileged_account_backdoor", "GA with newsletter rule", {"roles": ["Global Administrator"]}, False),
