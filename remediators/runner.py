@@ -1,7 +1,8 @@
 """Runs remediation: which steps, in which order, on which accounts — and the guards around auto mode.
 
 Manual (``remediate --user``): the default playbook (interface.md) plus the steps the account's findings name, or
-exactly the ``--step`` list; optional steps (block_sign_in, disable_email_apps, remove_admin_roles) only when named.
+exactly the ``--step`` list; optional steps (block_sign_in, disable_email_apps, remove_admin_roles) only when named by
+``--step``, or (remove_admin_roles) by a finding about a role itself (:data:`OPTIONAL_WHEN_ABOUT`).
 Every step is planned from the live state first (:func:`prepare`), shown, confirmed, then applied in the safe order
 and verified (:func:`execute`). ``unblock_sending`` runs last and only when every earlier step succeeded.
 
@@ -38,6 +39,15 @@ class RemediationError(Exception):
 
 
 # ---- step selection ------------------------------------------------------------------------------------------------
+# An optional step joins the default playbook only through a finding that is about what the step removes (a role
+# assigned since the last scan, a guest in an admin role): then removing it IS "the step the finding names". Other
+# findings that merely suggest it (a back-door on an admin's account) leave it to --step: removing every role of a
+# genuine administrator is the operator's call (Microsoft's guide makes step 6 optional).
+OPTIONAL_WHEN_ABOUT: Mapping[str, frozenset[str]] = {
+    "remove_admin_roles": frozenset({"roles.privileged_role_new", "roles.guest_privileged"}),
+}
+
+
 def choose_steps(explicit: Sequence[str] | None, findings: Sequence[Mapping[str, Any]]) -> list[str]:
     """``--step`` list exactly (in safe order), else the default playbook plus what unsuppressed findings name."""
     if explicit:
@@ -45,8 +55,13 @@ def choose_steps(explicit: Sequence[str] | None, findings: Sequence[Mapping[str,
         if unknown:
             raise RemediationError(f"unknown step {unknown[0]!r}; known steps: {', '.join(ORDER)}")
         return ordered(list(explicit))
-    named = {str(s) for f in findings if not f.get("suppressed") for s in (f.get("remediation") or [])}
-    named = {s for s in named if s in STEPS and s not in OPTIONAL}
+    named: set[str] = set()
+    for f in findings:
+        if f.get("suppressed"):
+            continue
+        for s in (str(x) for x in f.get("remediation") or []):
+            if s in STEPS and (s not in OPTIONAL or f.get("detector") in OPTIONAL_WHEN_ABOUT.get(s, ())):
+                named.add(s)
     return ordered(set(DEFAULT_PLAYBOOK) | named)
 
 

@@ -273,3 +273,26 @@ def test_tenant_without_p2_has_no_eligibility_and_the_step_still_removes_active_
     assert "P2" in res.output  # the plan's note: PIM is not available, so no eligible assignments
     assert tenant.roles_of(tenant.user(upn)) == []
     assert not [m for m in tenant.mutations if "Eligibility" in m["path"]]
+
+
+def test_a_role_assigned_since_the_last_scan_is_removed_by_the_default_playbook(tmp_path: Path) -> None:
+    # interface.md: the default playbook adds "the steps the account's findings name". A finding about the role itself
+    # (assigned since the last scan) names remove_admin_roles, so the role goes without --step; a standing role on a
+    # compromised admin stays (test_remediate_yes_secures_the_account): that one is the operator's call.
+    tenant = generate_tenant(users=40, seed=5, scenarios=False)
+    upn = user_mailboxes(tenant, 1)[0]
+    s = Scanned(tmp_path, tenant, create_app(tenant))
+    u = tenant.user(upn)
+    plant_compromise(tenant, upn)
+    tenant.add_role(u, "Global Administrator")
+    s.rescan()
+    assert s.verdict(upn) == "compromised"
+    found = {f["detector"] for f in s.store.findings(s.scan_id, upn)}
+    assert "roles.privileged_role_new" in found
+    res = s.remediate("--user", upn, "--yes", "--password-file", str(tmp_path / "pw.txt"))
+    assert res.exit_code == 0, res.output
+    assert tenant.roles_of(u) == []
+    assert u.mailbox.forwarding_smtp is None and u.sessions_revoked == 1
+    # The optional lock-downs no finding is about stay off.
+    assert u.accountEnabled is True
+    assert "remove_admin_roles" in {r["step"] for r in s.journal(upn) if r["status"] == "verified"}
