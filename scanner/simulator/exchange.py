@@ -348,6 +348,10 @@ KNOWN_PARAMS = {
     "Remove-RecipientPermission": {"Identity", "Trustee", "AccessRights", "Confirm", "Deny"},
     "Get-AcceptedDomain": {"Identity"},
     "Get-TransportRule": {"Identity", "State", "DlpPolicy", "ExcludeConditionActionDetails", "Filter", "ResultSize"},
+    # The auto-forwarding controls (simulator/outbound.py); none of them takes ResultSize.
+    "Get-RemoteDomain": {"Identity"},
+    "Get-HostedOutboundSpamFilterPolicy": {"Identity"},
+    "Get-HostedOutboundSpamFilterRule": {"Identity", "State"},
 }
 
 
@@ -566,6 +570,10 @@ def _run(t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
         return [], warnings
     if cmdlet == "Get-TransportRule":
         return _get_transport_rules(t, params, warnings), warnings
+    if cmdlet in ("Get-RemoteDomain", "Get-HostedOutboundSpamFilterPolicy", "Get-HostedOutboundSpamFilterRule"):
+        from . import outbound
+
+        return outbound.run(t, cmdlet, params), warnings
     if cmdlet == "Get-AcceptedDomain":
         rows = [{"Identity": d, "Name": d, "DomainName": d, "DomainType": "Authoritative", "Default": d == t.primary_domain,
                  "InitialDomain": d.endswith(".onmicrosoft.com")} for d in t.domains]
@@ -867,7 +875,7 @@ class ReadLag:
                     rows.make = self._stale_make(rows.make)
                 return rows, warnings
             if cmdlet not in ("Get-RecipientPermission", "Get-BlockedSenderAddress"):
-                return _run(t, cmdlet, params)  # reads no mailbox state (Get-AcceptedDomain)
+                return _run(t, cmdlet, params)  # reads no mailbox state (Get-AcceptedDomain, Get-RemoteDomain ...)
             users = [u for u in t.changed_users() if u.id in self.pending]
         with self._view(users):
             return _run(t, cmdlet, params)
