@@ -136,6 +136,9 @@ COLLECTOR_MEANING = {
     "protocols": "mail protocols (IMAP, POP, EWS, legacy authentication) not checked",
     "transport_rules": "mail-flow (transport) rules not checked: an organisation-wide redirect, Bcc or spam-filter "
                        "bypass would not be seen",
+    "outbound_policy": "outbound auto-forwarding policies and remote domains not read: no documented forwarding "
+                       "exception can suppress an external forward, and whether each forward is delivered or blocked "
+                       "is not stated",
     "user": "the account itself could not be read",
 }
 

@@ -25,6 +25,12 @@ TRANSPORT_RULES_ROLE = ("an Exchange RBAC role holding Get-TransportRule: \"View
                         "View-Only Organization Management, or the Entra role Global Reader) or \"Transport Rules\" "
                         "(Exchange Administrator)")
 
+# Get-RemoteDomain and Get-HostedOutboundSpamFilterPolicy / -Rule are organisation configuration too: the recipient
+# roles do not hold them.
+OUTBOUND_POLICY_ROLE = ("an Exchange RBAC role holding Get-RemoteDomain and Get-HostedOutboundSpamFilterPolicy / "
+                        "-Rule: \"View-Only Configuration\" (role group View-Only Organization Management, or the Entra "
+                        "role Global Reader), or Organization Management (Exchange Administrator)")
+
 
 @dataclass(frozen=True)
 class Need:
@@ -82,6 +88,9 @@ COLLECTORS: dict[str, tuple[Need, ...]] = {
     "protocols": (_x("Get-CASMailbox"),),
     "transport_rules": (_x("Get-TransportRule: the organisation's mail-flow rules (redirect / Bcc / copy outside, "
                            "spam-filter bypass); plus the Exchange role View-Only Configuration or Transport Rules"),),
+    "outbound_policy": (_x("Get-RemoteDomain, Get-HostedOutboundSpamFilterPolicy, Get-HostedOutboundSpamFilterRule: "
+                           "the documented external auto-forwarding exceptions (forwarding false-positive suppressor); "
+                           "plus the Exchange role View-Only Configuration"),),
 }
 
 # Collectors without which no scan is possible: a 403 here is exit 2, not a coverage gap.

@@ -371,6 +371,61 @@ class TransportRule(_Frozen):
         return (self.state or "Enabled").strip().lower() != "disabled"
 
 
+class RemoteDomain(_Frozen):
+    """One ``Get-RemoteDomain`` entry (graph-api.md §3.4). ``domain_name`` is ``*`` for the built-in ``Default``, or a
+    domain, or ``*.parent`` for every subdomain of one. ``auto_forward_enabled`` False drops automatic forwards to it."""
+
+    name: str
+    domain_name: str
+    auto_forward_enabled: bool | None = None  # None: not printed / unreadable ("unknown")
+    when_changed: datetime | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return self.domain_name.strip() == "*"
+
+
+class OutboundSpamPolicy(_Frozen):
+    """One ``Get-HostedOutboundSpamFilterPolicy``: only what decides external auto-forwarding."""
+
+    name: str
+    identity: str | None = None
+    auto_forwarding_mode: str | None = None  # "On" | "Off" | "Automatic" (system-controlled: now the same as Off)
+    is_default: bool = False
+    enabled: bool | None = None
+    when_changed: datetime | None = None
+
+
+class OutboundSpamRule(_Frozen):
+    """One ``Get-HostedOutboundSpamFilterRule``: which senders a custom outbound policy applies to. ``from_values`` /
+    ``from_member_of`` hold what Exchange printed, reduced to a bare SMTP address where one could be read."""
+
+    name: str
+    policy: str  # HostedOutboundSpamFilterPolicy: the custom policy's name
+    state: str | None = None  # "Enabled" | "Disabled"
+    priority: int | None = None  # lower = evaluated first
+    from_values: tuple[str, ...] = ()
+    from_member_of: tuple[str, ...] = ()
+    sender_domain_is: tuple[str, ...] = ()
+    except_if_from: tuple[str, ...] = ()
+    except_if_from_member_of: tuple[str, ...] = ()
+    except_if_sender_domain_is: tuple[str, ...] = ()
+    when_changed: datetime | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return (self.state or "Enabled").strip().lower() != "disabled"
+
+
+class OutboundPolicy(_Frozen):
+    """The organisation's external auto-forwarding controls, read once per scan (detections.md §0.2): remote domains
+    and the outbound spam filter policies with the rules that scope the custom ones to senders. Tenant-level."""
+
+    remote_domains: tuple[RemoteDomain, ...] = ()
+    policies: tuple[OutboundSpamPolicy, ...] = ()
+    rules: tuple[OutboundSpamRule, ...] = ()
+
+
 class TenantInfo(_Frozen):
     """Tenant-level facts every detector may use."""
 
@@ -396,3 +451,6 @@ class TenantInfo(_Frozen):
     # Exchange Online mail-flow (transport) rules; None when Get-TransportRule could not be read (or the scan predates
     # this field) — "unknown", never "none".
     transport_rules: tuple[TransportRule, ...] | None = None
+    # The outbound auto-forwarding allow-list (remote domains, outbound spam filter policies and rules); None when it
+    # could not be read (or the scan predates this field) — "unknown", never "no policy".
+    outbound_policy: OutboundPolicy | None = None

@@ -20,13 +20,14 @@ from scanner.collectors.app_roles import read_app_roles, scanner_app_id
 from scanner.collectors.delegates import index_send_as, read_send_as
 from scanner.collectors.domains import read_domains
 from scanner.collectors.oauth_grants import read_grants
+from scanner.collectors.outbound_policy import OutboundReadError, outbound_policy_gap, read_outbound_policy
 from scanner.collectors.registration import compact_registration, read_registration
 from scanner.collectors.roles import privileged_principals, read_roles
 from scanner.collectors.tenant_rows import RowIndex, RowMap, RowStore, StoredMailboxDirectory
 from scanner.collectors.transport_rules import read_transport_rules, transport_rules_gap
 from scanner.graph.client import ApiError, ExchangeApi, GraphApi
 from scanner.graph.factory import Connection, token_claims
-from scanner.snapshot import AppRoleGrant, NotCollected, PrivilegedPrincipal, TransportRule
+from scanner.snapshot import AppRoleGrant, NotCollected, OutboundPolicy, PrivilegedPrincipal, TransportRule
 
 # source name -> the snapshot collection (or pseudo-collector) it feeds, for gap messages and permission names
 SOURCES = {
@@ -34,9 +35,11 @@ SOURCES = {
     "registration": "registration", "roles": "roles", "grants": "oauth_grants", "domains": "domains",
     "app_roles": "app_roles",  # application permissions on Graph / Exchange Online (tenant-level only)
     "transport_rules": "transport_rules",  # Get-TransportRule: the organisation's mail-flow rules (tenant-level only)
+    # Get-RemoteDomain + Get-HostedOutboundSpamFilterPolicy / -Rule: the auto-forwarding exceptions (TenantInfo)
+    "outbound_policy": "outbound_policy",
 }
-# Sources only tenant-level detectors read: per-account assembly never waits for them.
-TENANT_ONLY = ("app_roles", "transport_rules")
+# Sources that only feed TenantInfo (built once every source is read): per-account assembly never waits for them.
+TENANT_ONLY = ("app_roles", "transport_rules", "outbound_policy")
 
 
 STREAMED = ("mailboxes", "cas", "registration")  # large: rows in the scan database (tenant_rows), not in the blob
@@ -139,6 +142,12 @@ class TenantSources:
         if "transport_rules" not in self.data:
             return None
         return tuple(TransportRule(**r) for r in self.data["transport_rules"])
+
+    def outbound_policy(self) -> OutboundPolicy | None:
+        """Remote domains and outbound spam policies / rules; None when they were not read ("unknown", never "none")."""
+        if "outbound_policy" not in self.data:
+            return None
+        return OutboundPolicy.model_validate(self.data["outbound_policy"])
 
     def scanner_app_id(self) -> str | None:
         return (self.data.get("app_roles") or {}).get("scanner_app_id")
@@ -246,6 +255,8 @@ async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, r
     async def run(name: str, coro: Any, service: str) -> None:
         try:
             result = await coro
+        except OutboundReadError as err:  # names the one of its three cmdlets that failed, and the Exchange role
+            src.gaps[name] = outbound_policy_gap(err.cmdlet, err.err)
         except ApiError as err:
             # Get-TransportRule needs an Exchange configuration role the mailbox cmdlets do not: name it.
             special = transport_rules_gap(err) if name == "transport_rules" else None
@@ -308,9 +319,10 @@ async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, r
             run("send_as", read_send_as(x), "exchange"),
             run("blocked", exo.read_blocked_senders(x), "exchange"),
             run("transport_rules", read_transport_rules(x), "exchange"),
+            run("outbound_policy", read_outbound_policy(x), "exchange"),
         ]
     else:
-        for name in ("mailboxes", "cas", "send_as", "blocked", "transport_rules"):
+        for name in ("mailboxes", "cas", "send_as", "blocked", "transport_rules", "outbound_policy"):
             src._event(name).set()
     await asyncio.gather(*jobs)
     return src.finish()
