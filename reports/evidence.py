@@ -704,6 +704,24 @@ def _short(v: Any) -> str:
 def evidence_sentence(detector: str, evidence: Mapping[str, Any] | None) -> str:
     """One readable sentence for a finding; never raises, whatever the evidence holds."""
     ev = Ev(evidence)
+    return _sentence(detector, ev) + _delivery_note(ev)
+
+
+def _delivery_note(ev: Ev) -> str:
+    """What the outbound policy does to an external forward (detectors/_outbound.py), as trailing sentences."""
+    detail = ev.text("delivery_detail")
+    if not detail or isinstance(ev.get("delivery_detail"), Mapping):
+        return ""
+    out = f" Auto-forwarding {_s(detail).rstrip('.')}."
+    exc = ev.text("outbound_exception")
+    if exc and ev.flag("outbound_exception_new"):
+        out += f" An exception exists ({_s(exc)}), but it is new since the last scan, so it is not trusted."
+    elif exc and (ev.text("domain_class") or "").lower() in ("freemail", "lookalike"):
+        out += f" An exception exists ({_s(exc)}), but a free-mail or look-alike destination is reported regardless."
+    return out
+
+
+def _sentence(detector: str, ev: Ev) -> str:
     explicit = ev.text("summary", "description", "sentence")
     if explicit and isinstance(ev.get("summary", "description", "sentence"), str):
         return explicit
