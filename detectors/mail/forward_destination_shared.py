@@ -1,7 +1,9 @@
 """The same external forwarding destination on several mailboxes (tenant-wide campaign, detections.md §A3).
 
 Sees: mailbox forwards and enabled rule forwards/redirects of every scanned account (collected in the engine's first
-pass); reports each account whose external destination is shared with at least one other account.
+pass); reports each account whose external destination is shared with at least one other account; an ordinary external
+destination covered by a documented outbound-policy exception for this sender (custom policy On, or a remote domain
+allowed while Default blocks) is shown suppressed at Info, with what the policy does to the forward (``delivery``).
 Misses: destinations hidden behind an internal relay mailbox; accounts whose forwarding could not be collected.
 """
 
@@ -12,6 +14,7 @@ from collections.abc import Iterator
 from detectors._common import suppressed
 from detectors._domains import classify, mailbox_forward_addresses
 from detectors._model import DetectorMeta, Finding, ScanContext, Severity, make_finding
+from detectors._outbound import assess
 from detectors._rules import FORWARD_ACTIONS, recipients
 from scanner.snapshot import AccountSnapshot, NotCollectedError
 
@@ -56,7 +59,12 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
         if not dv.external:
             continue
         ev = {**dv.evidence(), "other_accounts": others[:20], "account_count": len(others) + 1}
-        if dv.domain_class == "partner":
+        policy = assess(account, ctx, dv)
+        ev.update(policy.evidence)
+        if policy.suppress:
+            yield suppressed(make_finding(META, account, evidence=ev, artefact=f"shared:{addr}",
+                                          severity=Severity.INFO), policy.suppress)
+        elif dv.domain_class == "partner":
             yield suppressed(make_finding(META, account, evidence=ev, artefact=f"shared:{addr}",
                                           severity=Severity.INFO), f"allowlist: {dv.allow_entry.value if dv.allow_entry else ''}")
         elif dv.domain_class in ("freemail", "lookalike"):

@@ -2,9 +2,14 @@
 
 Sees: every server-side rule Graph or ``Get-InboxRule -IncludeHidden`` returns, enabled or not; destination class
 decided exactly (tenant domain or dot-separated subdomain = internal; look-alike > free-mail > external; allow-listed
-partner suppressed); elevators in the same rule (hides the original, no conditions, stop processing).
+partner suppressed); elevators in the same rule (hides the original, no conditions, stop processing); what the
+outbound spam policy and remote domains do to the worst destination (evidence ``delivery``), and a documented
+outbound-policy exception covering every external destination of the rule, all of them ordinary external domains
+(never free-mail or look-alikes), which suppresses the finding to Info — unless the rule also hides, marks read or
+deletes the original (not what a documented forwarding exception looks like).
 Misses: client-only Outlook rules, transport rules, forwards to internal addresses that are themselves forwarded out
-(the campaign detector links destinations across accounts).
+(the campaign detector links destinations across accounts); outbound rules scoped by group membership (cannot tell:
+not suppressed).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Iterator
 
 from detectors._common import suppressed
 from detectors._model import DetectorMeta, Finding, ScanContext, Severity, make_finding
+from detectors._outbound import assess
 from detectors._rules import rules_of
 from scanner.snapshot import AccountSnapshot
 
@@ -47,6 +53,13 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
         if worst.domain_class == "partner":
             f = make_finding(META, account, evidence=ev, artefact=rv.artefact, severity=Severity.INFO)
             yield suppressed(f, f"allowlist: {worst.allow_entry.value if worst.allow_entry else ''}")
+            continue
+        ev.update(assess(account, ctx, worst).evidence)
+        # Suppressed only when a documented exception covers every destination that is not an allow-listed partner.
+        covered = [assess(account, ctx, d).suppress for d in ext if d.domain_class != "partner"]
+        if covered and all(covered) and not (rv.hides_or_marks_read or rv.delete or rv.permanent_delete):
+            f = make_finding(META, account, evidence=ev, artefact=rv.artefact, severity=Severity.INFO)
+            yield suppressed(f, covered[0] or "")
             continue
         sev = Severity.CRITICAL if worst.domain_class == "lookalike" else Severity.HIGH
         score = CLASS_SCORE[worst.domain_class]

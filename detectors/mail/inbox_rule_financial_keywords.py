@@ -2,7 +2,8 @@
 
 Sees: invoice, payment, remittance, wire, ACH, bank details, IBAN, payroll, direct deposit, W-2 … (and a few
 German/French/Spanish/Italian/Dutch forms) in rule conditions, when the same rule forwards outside the tenant
-(non-allow-listed) or deletes / moves to a low-visibility folder.
+(not an allow-listed partner, nor covered by a documented outbound-policy exception: detectors/_outbound.py) or
+deletes / moves to a low-visibility folder.
 Misses: keywords alone (AP clerks filing invoices into an "Invoices" folder is normal and not reported).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from detectors._model import DetectorMeta, Finding, ScanContext, Severity, make_finding
+from detectors._outbound import excepted
 from detectors._rules import rules_of
 from scanner.snapshot import AccountSnapshot
 
@@ -31,7 +33,7 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
     for rv in rules_of(account, ctx):
         if not rv.financial_hits or not rv.rule.is_enabled:
             continue
-        fwd = [d for d in rv.external_destinations if d.domain_class != "partner"]
+        fwd = [d for d in rv.external_destinations if d.domain_class != "partner" and not excepted(account, ctx, d)]
         if not (fwd or rv.hides):
             continue
         ev = {**rv.evidence(), "keywords": list(rv.financial_hits)}

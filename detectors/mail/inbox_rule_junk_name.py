@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from detectors._model import DetectorMeta, Finding, ScanContext, Severity, make_finding
+from detectors._outbound import excepted
 from detectors._rules import is_junk_name, rules_of
 from scanner.snapshot import AccountSnapshot
 
@@ -31,7 +32,7 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
     for rv in rules_of(account, ctx):
         if not is_junk_name(rv.rule.display_name):
             continue
-        ext = [d for d in rv.external_destinations if d.domain_class != "partner"]
+        ext = [d for d in rv.external_destinations if d.domain_class != "partner" and not excepted(account, ctx, d)]
         if not (ext or rv.hides or (rv.mark_as_read and not rv.keyed_on_automated_sender)):
             continue
         # A disabled rule runs on nothing: Low with its 2 points (a Medium finding worth 2 said two things).

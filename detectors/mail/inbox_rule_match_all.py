@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from detectors._model import DetectorMeta, Finding, ScanContext, Severity, make_finding
+from detectors._outbound import excepted
 from detectors._rules import rules_of
 from scanner.snapshot import AccountSnapshot
 
@@ -31,7 +32,7 @@ META = DetectorMeta(
 
 def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
     for rv in rules_of(account, ctx):
-        ext = [d for d in rv.external_destinations if d.domain_class != "partner"]
+        ext = [d for d in rv.external_destinations if d.domain_class != "partner" and not excepted(account, ctx, d)]
         bad_action = bool(ext) or rv.hides or rv.mark_as_read
         if not bad_action:
             continue

@@ -2,9 +2,14 @@
 
 Sees: ``Get-Mailbox`` forwarding — the SMTP forward, and the recipient forward when the collector resolved it to an
 SMTP address (a mail contact pointing outside); whether a copy is kept (``DeliverToMailboxAndForward``); the destination
-class (look-alike of the tenant's domain > free-mail > unknown external; allow-listed partner is suppressed).
-Misses: transport rules (tenant-level), forwarding that the outbound spam policy silently blocks is still reported
-(intent), recipient forwards whose target could not be resolved (reported only when the raw value is an address).
+class (look-alike of the tenant's domain > free-mail > unknown external; allow-listed partner is suppressed); what the
+outbound spam policy and remote domains do to the forward (evidence ``delivery``: blocked with NDR 5.7.520, allowed, or
+unknown) and whether a documented exception covers it — a custom outbound policy with AutoForwardingMode On for this
+sender, or a remote domain allowing the destination while Default blocks — which suppresses an ordinary external
+destination to Info (never free-mail or a look-alike; never an exception first seen since the last scan).
+Misses: transport rules (tenant-level), forwarding that the outbound spam policy blocks is still reported at the same
+severity (intent), recipient forwards whose target could not be resolved (reported only when the raw value is an
+address), outbound rules scoped by group membership (cannot tell: not suppressed).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Iterator
 from detectors._common import suppressed
 from detectors._domains import address_of, classify
 from detectors._model import DetectorMeta, Finding, ScanContext, Severity, make_finding
+from detectors._outbound import assess
 from scanner.snapshot import AccountSnapshot
 
 META = DetectorMeta(
@@ -55,6 +61,12 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
         if field == "ForwardingAddress" and fwd.forwarding_address and address_of(fwd.forwarding_address) != addr:
             # The recipient as Get-Mailbox names it (a mail contact's name): what remediation finds on the mailbox.
             ev["forwarding_address"] = fwd.forwarding_address
+        policy = assess(account, ctx, dv)
+        ev.update(policy.evidence)
+        if policy.suppress:
+            f = make_finding(META, account, evidence=ev, artefact=f"forward:{addr}", severity=Severity.INFO, score=0)
+            yield suppressed(f, policy.suppress)
+            continue
         if dv.domain_class == "partner":
             f = make_finding(META, account, evidence=ev, artefact=f"forward:{addr}", severity=Severity.INFO, score=0)
             yield suppressed(f, f"allowlist: {ev.get('allowlisted')}" + (

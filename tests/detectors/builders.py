@@ -21,6 +21,7 @@ from scanner.snapshot import (
     MailFolder,
     NotCollected,
     OAuthGrant,
+    OutboundPolicy,
     Protocols,
     Registration,
     RoleAssignment,
@@ -188,9 +189,17 @@ def context_for(spec: dict[str, Any], account: AccountSnapshot) -> ScanContext:
         tenant = TENANT.model_copy(update={"all_principals_grants": tuple(
             OAuthGrant(**{"id": f"tg-{i}", "client_id": f"tsp-{i}", **g, "scopes": tuple(g.get("scopes", ()))})
             for i, g in enumerate(spec["tenant_grants"]))})
+    if "outbound_policy" in spec:  # OutboundPolicy fields (remote_domains / policies / rules)
+        tenant = tenant.model_copy(update={"outbound_policy": OutboundPolicy.model_validate(spec["outbound_policy"])})
+    previous_tenant = None
+    if "previous_outbound_policy" in spec:  # the previous scan's ("unread": it could not read them)
+        pop = spec["previous_outbound_policy"]
+        previous_tenant = TENANT.model_copy(update={
+            "outbound_policy": None if pop == "unread" else OutboundPolicy.model_validate(pop)})
     return ScanContext(tenant=tenant, now=NOW, allowlist=allow, facts=facts, previous=previous,
                        sent_history=tuple(spec.get("sent_history", ())), first_scan=previous is None,
-                       protected_accounts=frozenset(u.lower() for u in spec.get("protected", ())))
+                       protected_accounts=frozenset(u.lower() for u in spec.get("protected", ())),
+                       previous_tenant=previous_tenant)
 
 
 _CATALOGUE = None

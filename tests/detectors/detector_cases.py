@@ -11,6 +11,22 @@ from typing import Any
 
 FWD = lambda *a: {"forwardTo": list(a)}  # noqa: E731
 
+# Outbound auto-forwarding policies (TenantInfo.outbound_policy, detectors/_outbound.py): the default policy Off and
+# the Default remote domain, plus a documented exception — a custom policy On scoped (From) to alice.
+_DEFAULT_RD = {"name": "Default", "domain_name": "*", "auto_forward_enabled": True}
+_DEFAULT_OFF = {"name": "Default", "auto_forwarding_mode": "Off", "is_default": True}
+OUTBOUND_OFF = {"remote_domains": [_DEFAULT_RD], "policies": [_DEFAULT_OFF]}
+OUTBOUND_AP = {"remote_domains": [_DEFAULT_RD],
+               "policies": [_DEFAULT_OFF, {"name": "AP bookkeeping", "auto_forwarding_mode": "On"}],
+               "rules": [{"name": "AP bookkeeping", "policy": "AP bookkeeping", "priority": 0,
+                          "from_values": ["alice@contoso.com"]}]}
+# The remote-domain form of the exception: Default blocks auto-forwarding, the bookkeeper's domain allows it.
+OUTBOUND_RD = {"remote_domains": [{**_DEFAULT_RD, "auto_forward_enabled": False},
+                                  {"name": "Ledgerline", "domain_name": "ledgerline-books.com",
+                                   "auto_forward_enabled": True}],
+               "policies": [{**_DEFAULT_OFF, "auto_forwarding_mode": "On"}]}
+BOOKKEEPER = {"forwarding_smtp_address": "smtp:invoices@ledgerline-books.com", "deliver_to_mailbox_and_forward": True}
+
 CASES: list[tuple[str, str, dict[str, Any], Any]] = [
     # --- mailbox forwarding
     ("mail.mailbox_external_forward", "gmail forward", {"forwarding": {"forwarding_smtp_address": "smtp:x@gmail.com",
@@ -26,6 +42,31 @@ CASES: list[tuple[str, str, dict[str, Any], Any]] = [
         "forwarding_smtp_address": "books@partner-accounting.com"},
         "allowlist": {"forwarding_domains": [{"value": "partner-accounting.com", "reason": "outsourced AP"}]}},
      "suppressed"),
+    ("mail.mailbox_external_forward", "bookkeeper covered by a custom outbound policy On",
+     {"forwarding": BOOKKEEPER, "outbound_policy": OUTBOUND_AP}, "suppressed"),
+    ("mail.mailbox_external_forward", "bookkeeper allowed by its remote domain while Default blocks",
+     {"forwarding": BOOKKEEPER, "outbound_policy": OUTBOUND_RD}, "suppressed"),
+    ("mail.mailbox_external_forward", "gmail forward despite a custom outbound policy On",
+     {"forwarding": {**BOOKKEEPER, "forwarding_smtp_address": "smtp:ap.books@gmail.com"},
+      "outbound_policy": OUTBOUND_AP}, True),
+    ("mail.mailbox_external_forward", "look-alike forward despite a custom outbound policy On",
+     {"forwarding": {**BOOKKEEPER, "forwarding_smtp_address": "smtp:ap@contoso-ledger.com"},
+      "outbound_policy": OUTBOUND_AP}, True),
+    ("mail.mailbox_external_forward", "blanket default policy On is no exception",
+     {"forwarding": BOOKKEEPER, "outbound_policy": {**OUTBOUND_OFF, "policies": [
+         {**_DEFAULT_OFF, "auto_forwarding_mode": "On"}]}}, True),
+    ("mail.mailbox_external_forward", "custom policy On scoped to another sender",
+     {"forwarding": BOOKKEEPER, "outbound_policy": {**OUTBOUND_AP, "rules": [
+         {**OUTBOUND_AP["rules"][0], "from_values": ["bob@contoso.com"]}]}}, True),
+    ("mail.mailbox_external_forward", "exception new since the last scan is not trusted",
+     {"forwarding": BOOKKEEPER, "outbound_policy": OUTBOUND_AP, "has_previous": True,
+      "previous_outbound_policy": OUTBOUND_OFF}, True),
+    ("mail.mailbox_external_forward", "exception standing since the last scan",
+     {"forwarding": BOOKKEEPER, "outbound_policy": OUTBOUND_AP, "has_previous": True,
+      "previous_outbound_policy": OUTBOUND_AP}, "suppressed"),
+    ("mail.mailbox_external_forward", "exception with no baseline (previous scan could not read policies)",
+     {"forwarding": BOOKKEEPER, "outbound_policy": OUTBOUND_AP, "has_previous": True,
+      "previous_outbound_policy": "unread"}, "suppressed"),
     # --- rule forward
     ("mail.inbox_rule_external_forward", "rule forwards to gmail", {"rules": [{"displayName": "fw",
                                                                               "actions": FWD("x@gmail.com")}]}, True),
@@ -36,10 +77,22 @@ CASES: list[tuple[str, str, dict[str, Any], Any]] = [
     ("mail.inbox_rule_external_forward", "zendesk allow-listed", {"rules": [{"actions": FWD(
         "support@contoso.zendesk.com")}], "allowlist": {"forwarding_addresses": ["support@contoso.zendesk.com"]}},
      "suppressed"),
+    ("mail.inbox_rule_external_forward", "rule forward to the bookkeeper covered by a custom outbound policy",
+     {"rules": [{"actions": FWD("invoices@ledgerline-books.com")}], "outbound_policy": OUTBOUND_AP}, "suppressed"),
+    ("mail.inbox_rule_external_forward", "covered forward that also deletes the original",
+     {"rules": [{"actions": {**FWD("invoices@ledgerline-books.com"), "delete": True}}],
+      "outbound_policy": OUTBOUND_AP}, True),
+    ("mail.inbox_rule_external_forward", "covered and free-mail destinations in one rule",
+     {"rules": [{"actions": FWD("invoices@ledgerline-books.com", "me@gmail.com")}], "outbound_policy": OUTBOUND_AP},
+     True),
     # --- campaign
     ("mail.forward_destination_shared", "same gmail on two mailboxes", {
         "forwarding": {"forwarding_smtp_address": "drop@gmail.com"},
         "others": [{"upn": "bob@contoso.com", "rules": [{"actions": FWD("drop@gmail.com")}]}]}, True),
+    ("mail.forward_destination_shared", "bookkeeper shared by two AP mailboxes, covered for this one", {
+        "forwarding": {"forwarding_smtp_address": "invoices@ledgerline-books.com"}, "outbound_policy": OUTBOUND_AP,
+        "others": [{"upn": "bob@contoso.com", "forwarding": {"forwarding_smtp_address":
+                                                             "invoices@ledgerline-books.com"}}]}, "suppressed"),
     ("mail.forward_destination_shared", "destination on one mailbox only", {
         "forwarding": {"forwarding_smtp_address": "drop@gmail.com"},
         "others": [{"upn": "bob@contoso.com"}]}, False),
@@ -74,6 +127,12 @@ CASES: list[tuple[str, str, dict[str, Any], Any]] = [
     # --- financial
     ("mail.inbox_rule_financial_keywords", "forward invoices to gmail", {"rules": [{
         "conditions": {"subjectContains": ["invoice", "wire transfer"]}, "actions": FWD("ap.team@gmail.com")}]}, True),
+    ("mail.inbox_rule_financial_keywords", "AP forwards invoices to the bookkeeper under an outbound-policy exception",
+     {"rules": [{"conditions": {"subjectContains": ["invoice"]}, "actions": FWD("invoices@ledgerline-books.com")}],
+      "outbound_policy": OUTBOUND_AP}, False),
+    ("mail.inbox_rule_financial_keywords", "invoices to the bookkeeper with no exception",
+     {"rules": [{"conditions": {"subjectContains": ["invoice"]}, "actions": FWD("invoices@ledgerline-books.com")}],
+      "outbound_policy": OUTBOUND_OFF}, True),
     ("mail.inbox_rule_financial_keywords", "AP files invoices", {"rules": [{
         "conditions": {"subjectContains": ["invoice"]}, "actions": {"moveToFolder": "Invoices", "markAsRead": True}}]},
      False),
