@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import logging
 import math
 import random
+import re
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -27,6 +29,8 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 import orjson
+
+_log = logging.getLogger("m365sweep.exchange")
 
 MAX_BATCH = 20
 RETRY_STATUSES = frozenset({429, 503, 504})
@@ -631,6 +635,27 @@ def _strip(path: str) -> str:
     return parts.path or path
 
 
+# "By default, only the first 1000 items are returned. Use the ResultSize parameter ..." (Exchange's own wording, also
+# when a service ignores ResultSize): the answer is a prefix of the result, not the result.
+_TRUNCATION_WARNING = re.compile(r"only the first \d+ items|ResultSize|more results|results? (?:was|were|are) truncated",
+                                 re.IGNORECASE)
+
+
+def _check_warnings(data: Mapping[str, Any], cmdlet: str, *, has_next: bool) -> None:
+    """``@adminapi.warnings`` of an InvokeCommand answer (graph-api.md §3.2): a read the service says it cut short, with
+    no next page to follow, is an error (a gap), never a silently shorter list; other warnings are logged."""
+    warnings = data.get("@adminapi.warnings")
+    if not isinstance(warnings, list) or not warnings:
+        return
+    texts = [str(w)[:300] for w in warnings if w]
+    if not texts:
+        return
+    if cmdlet.startswith("Get-") and not has_next and any(_TRUNCATION_WARNING.search(t) for t in texts):
+        raise ApiError(f"the service returned only part of the result: {texts[0]}", code="truncated",
+                       service="exchange", path=cmdlet)
+    _log.warning("Exchange %s warned: %s", cmdlet, " | ".join(texts))
+
+
 class ExchangeApi:
     """The Exchange Online admin REST endpoint (``InvokeCommand``), which ExchangeOnlineManagement v3 uses."""
 
@@ -777,9 +802,10 @@ class ExchangeApi:
             if not isinstance(value, list):
                 raise ApiError("unexpected response shape (value is not a list)", code="malformed_response",
                                service="exchange", path=cmdlet)
-            yield [v for v in value if isinstance(v, dict)]
             nxt = data.get("@odata.nextLink")
             url = nxt if isinstance(nxt, str) and nxt else None
+            _check_warnings(data, cmdlet, has_next=url is not None)
+            yield [v for v in value if isinstance(v, dict)]
 
     async def invoke(self, cmdlet: str, parameters: Mapping[str, Any] | None = None, *,
                      scope: str = "exchange") -> list[dict[str, Any]]:

@@ -272,3 +272,75 @@ async def test_a_long_throttling_window_is_waited_out_not_reported(tmp_path: Pat
     result = await scan(env)
     assert result.errors == [] and result.exit_code == 0
     assert result.stats["throttled"] >= 9
+
+
+# ---- truncation announced by a warning ---------------------------------------------------------------------------
+class IgnoresResultSize:
+    """An Exchange endpoint that ignores ``ResultSize: Unlimited`` on one cmdlet (graph-api.md §3.2 reports services
+    that apply it client-side): it answers the first ``limit`` rows, no next page, and Exchange's own warning."""
+
+    def __init__(self, app: Any, cmdlet: str, limit: int) -> None:
+        self.app, self.cmdlet, self.limit = app, cmdlet, limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        import json
+
+        from tests.reliability.helpers import read_request
+
+        if scope["type"] != "http" or "InvokeCommand" not in scope.get("path", ""):
+            await self.app(scope, receive, send)
+            return
+        raw, again = await read_request(receive)
+        try:
+            body = json.loads(raw)
+            cmd = body["CmdletInput"]
+        except (ValueError, KeyError, TypeError):
+            await self.app(scope, again, send)
+            return
+        if cmd.get("CmdletName") != self.cmdlet:
+            await self.app(scope, again, send)
+            return
+        cmd.setdefault("Parameters", {})["ResultSize"] = str(self.limit)
+        data = json.dumps(body).encode()
+        sent = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": data, "more_body": False}
+
+        headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(data)).encode()))
+        await self.app({**scope, "headers": headers}, replay, send)
+
+
+async def test_a_result_the_service_says_it_cut_short_is_a_gap_not_a_shorter_tenant(tmp_path: Path,
+                                                                                       tenant: Any) -> None:
+    app = create_app(tenant, SimOptions())
+    env = env_for(tmp_path, tenant, app, asgi=IgnoresResultSize(app, "Get-Mailbox", 10))
+    result = await scan(env)
+    assert result.exit_code == 3
+    gaps = [e for e in result.errors if e["collector"] == "forwarding"]
+    assert gaps and all("only part of the result" in e["message"] for e in gaps), result.errors[:3]
+    # No account is reported as "no forwarding" on the strength of a cut list: the victim's forward is not read as
+    # absent, it is a gap.
+    snap = snapshot(env, result, VICTIM)
+    assert snap.get("forwarding") is None
+    assert_nothing_lost(env, result)
+
+
+def test_other_exchange_warnings_are_logged_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
+    from scanner.graph.client import ApiError, _check_warnings
+
+    warn = {"@adminapi.warnings": ["The command completed successfully but no settings of 'x' have been modified."]}
+    with caplog.at_level("WARNING", logger="m365sweep.exchange"):
+        _check_warnings(warn, "Set-Mailbox", has_next=False)
+        _check_warnings(warn, "Get-Mailbox", has_next=False)
+    assert sum("no settings" in r.getMessage() for r in caplog.records) == 2
+    cut = {"@adminapi.warnings": ["By default, only the first 1000 items are returned."]}
+    _check_warnings(cut, "Get-InboxRule", has_next=True)  # a next page follows: the warning is about this page only
+    with pytest.raises(ApiError) as exc:
+        _check_warnings(cut, "Get-InboxRule", has_next=False)
+    assert exc.value.code == "truncated"
