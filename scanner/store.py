@@ -388,6 +388,20 @@ class Store:
             for table in ("accounts", "findings", "errors", "tenant_data"):
                 self.db.execute(f"delete from {table} where scan_id = ?", [scan_id])  # noqa: S608 - fixed names
             self.db.execute("delete from scans where id = ?", [scan_id])
+        self.drop_orphan_rows()
+
+    def drop_orphan_rows(self) -> list[str]:
+        """Drop the tenant-wide scratch tables (``scan_rows_<scan id>``, scanner.collectors.tenant_rows) of scans that
+        are finished or gone: only an unfinished scan still needs its rows (``scan --resume``). A scan killed before it
+        could drop its own table leaves one behind until then."""
+        live = {"scan_rows_" + "".join(ch for ch in str(r["id"]) if ch.isalnum())
+                for r in self.db.execute_returning_dicts("select id from scans where finished is null")}
+        dropped = []
+        for name in self.db.table_names():
+            if name.startswith("scan_rows_") and name not in live and name.replace("_", "").isalnum():
+                self.db.execute(f"drop table if exists [{name}]")
+                dropped.append(name)
+        return dropped
 
 
 _SEV_LABELS = ["info", "low", "medium", "high", "critical"]

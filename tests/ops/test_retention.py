@@ -72,6 +72,24 @@ def test_never_deletes_newest_finished_or_resumable_scan(tmp_path: Path) -> None
         assert set(res.kept) == {newest_finished, resumable}
 
 
+def test_deleted_scans_leave_no_scratch_tables(tmp_path: Path) -> None:
+    # A scan killed before it dropped its tenant-wide scratch table (scan_rows_<id>) leaves it behind; once that scan
+    # is deleted (or finished) the table goes too. A resumable scan keeps its rows.
+    from scanner.collectors.tenant_rows import RowStore
+
+    with Store(tmp_path / "db.sqlite") as store:
+        old_unfinished = add_scan(store, 100, finished=False)
+        add_scan(store, 90)
+        resumable = add_scan(store, 80, finished=False)
+        for sid in (old_unfinished, resumable):
+            RowStore(store.db.conn, sid).put("mbx", [("k", {"a": 1})])
+        scratch = {RowStore(store.db.conn, sid).table: sid for sid in (old_unfinished, resumable)}
+        apply_retention(store, keep_scans=None, keep_days=1, now=NOW)
+        left = {n for n in store.db.table_names() if n.startswith("scan_rows_")}
+        assert left == {t for t, sid in scratch.items() if sid == resumable}
+        assert RowStore(store.db.conn, resumable).get("mbx", "k") == {"a": 1}
+
+
 def test_nothing_configured_deletes_nothing() -> None:
     scans = [{"id": "a", "tenant_id": "t", "started": "2000-01-01T00:00:00.000000Z", "finished": "x"},
              {"id": "b", "tenant_id": "t", "started": "2001-01-01T00:00:00.000000Z", "finished": "x"}]
