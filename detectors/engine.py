@@ -448,6 +448,9 @@ def evaluate_scan(store: Any, scan_id: str, *, tenant: TenantInfo, allowlist: Al
         pend_rows.clear()
         pend_verdicts.clear()
 
+    # The previous scan's tenant facts: tenant detectors diff against them, and per-account detectors refuse to trust
+    # an outbound-policy exception that is new since then (detectors/_outbound.py).
+    prev_tenant = _stored_tenant(store, prev_scan) if prev_scan else None
     for acc in store.iter_accounts(scan_id):
         upn_l = acc.upn.lower()
         previous = store.get_account(prev_scan, acc.upn) if prev_scan else None
@@ -460,6 +463,7 @@ def evaluate_scan(store: Any, scan_id: str, *, tenant: TenantInfo, allowlist: Al
         ctx = ScanContext(
             tenant=tenant, now=now, allowlist=allowlist, facts=facts, previous=previous,
             sent_history=tuple(hist), first_scan=prev_scan is None, protected_accounts=protected,
+            previous_tenant=prev_tenant,
             previous_finding_ids=(frozenset(r["id"] for r in prev_rows if r.get("status") == "active")
                                   if previous is not None else None),
         )
@@ -523,7 +527,6 @@ def evaluate_scan(store: Any, scan_id: str, *, tenant: TenantInfo, allowlist: Al
     flush()
 
     # Tenant-level detectors, once.
-    prev_tenant = _stored_tenant(store, prev_scan) if prev_scan else None
     tfacts = dataclasses.replace(facts, consent_admins_new_method=consent_admins)
     tctx = ScanContext(tenant=tenant, now=now, allowlist=allowlist, facts=tfacts, first_scan=prev_scan is None,
                        protected_accounts=protected, previous_tenant=prev_tenant,

@@ -349,3 +349,24 @@ async def test_refused_policy_read_is_a_gap_and_forwards_stay_reported(make_sim_
     by = {(f["account"], f["detector"]): f for f in _findings(tmp_path / "out")}
     ap = by[("ap-invoices@contoso.com", MBX)]
     assert ap["suppressed"] is None and ap["severity"] == "high" and "delivery" not in ap["evidence"]
+
+
+async def test_exception_added_overnight_is_not_trusted_until_it_has_stood(make_sim_env: Any, tmp_path: Path) -> None:
+    env = make_sim_env(users=40, seed=7, scenarios=True)
+    state = sim_outbound.state(env.tenant)
+    policy, rule = state["policies"].pop(), state["rules"].pop()  # the AP exception does not exist yet
+    state["remote_domains"].pop()
+    await run_scan(env.cfg, **env.kwargs, out_dir=tmp_path / "one")
+    first = {(f["account"], f["detector"]): f for f in _findings(tmp_path / "one")}[("ap-invoices@contoso.com", MBX)]
+    assert first["suppressed"] is None and first["evidence"]["delivery"] == "blocked"
+    # Overnight someone adds a custom policy On scoped to the mailbox: not trusted on the scan that first sees it.
+    sim_outbound.add(env.tenant, "policies", {k: v for k, v in policy.items() if not k.startswith("_")})
+    sim_outbound.add(env.tenant, "rules", {k: v for k, v in rule.items() if not k.startswith("_")})
+    await run_scan(env.cfg, **env.kwargs, out_dir=tmp_path / "two")
+    second = {(f["account"], f["detector"]): f for f in _findings(tmp_path / "two")}[("ap-invoices@contoso.com", MBX)]
+    assert second["suppressed"] is None and second["severity"] == "high"
+    assert second["evidence"]["outbound_exception_new"] is True and second["evidence"]["delivery"] == "allowed"
+    # Still there the night after: now a standing, documented exception.
+    await run_scan(env.cfg, **env.kwargs, out_dir=tmp_path / "three")
+    third = {(f["account"], f["detector"]): f for f in _findings(tmp_path / "three")}[("ap-invoices@contoso.com", MBX)]
+    assert third["severity"] == "info" and "AP bookkeeping" in third["suppressed"]
