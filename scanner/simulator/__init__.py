@@ -46,7 +46,11 @@ Planting changes between scans: ``tenant.add_rule(upn, displayName=..., conditio
 (an Exchange mail-flow rule, properties in Get-TransportRule's names; the same name again replaces it in place, as
 ``Set-TransportRule`` would; ``tenant.transport_rules``, served by ``Get-TransportRule`` with every other property
 null; the planted and benign rules are data: ``scenarios/tenant/transport_rules.json``, ground truth in
-``tenant.tenant_labels["transportrule:<name>"]``), ``tenant.advance(seconds)`` (frozen clock only).
+``tenant.tenant_labels["transportrule:<name>"]``), ``outbound.add(tenant, "policies"|"rules"|"remote_domains",
+{...})`` (``scanner.simulator.outbound``: the auto-forwarding controls served by ``Get-RemoteDomain``,
+``Get-HostedOutboundSpamFilterPolicy`` and ``Get-HostedOutboundSpamFilterRule``, properties in the cmdlets' names;
+``outbound.state(tenant)`` holds them; the defaults and the planted bookkeeper exception are data:
+``scenarios/tenant/outbound_policy.json``), ``tenant.advance(seconds)`` (frozen clock only).
 
 Fault injection (deterministic): ``tenant.faults.add(match, kind, status=None, times=1, upn=None, method=None,
 retry_after="1", code=None, message=None)``. ``match`` is a regex searched in the Graph path (``/v1.0/users/...``)
