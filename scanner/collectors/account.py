@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from scanner.collectors._util import gap, no_mailbox, parse_dt
+from scanner.collectors._util import gap, legacy_dn, no_mailbox, parse_dt
 from scanner.collectors.auth_methods import parse_methods
 from scanner.collectors.delegates import delegates_for, read_full_access
-from scanner.collectors.exchange import cas_for
+from scanner.collectors.exchange import cas_for, resolve_recipients
 from scanner.collectors.folders import (
     FOLDER_LIST_PARAMS,
     FOLDER_SELECT,
@@ -28,7 +28,12 @@ from scanner.collectors.folders import (
     rule_folder_ids,
 )
 from scanner.collectors.forwarding import forwarding_from_mailbox
-from scanner.collectors.inbox_rules import exchange_folder_path, merge_rules, translate_exchange_rule
+from scanner.collectors.inbox_rules import (
+    exchange_folder_path,
+    merge_rules,
+    translate_exchange_rule,
+    unresolved_destinations,
+)
 from scanner.collectors.protocols import protocols_from_cas
 from scanner.collectors.registration import registration_from_row
 from scanner.collectors.tenant import TenantSources
@@ -124,6 +129,9 @@ class AccountCollector:
         self._fallback_domains = domains
         # incremental scans: users of a chunk -> last scan's snapshots (by lower-case user id)
         self.previous = previous
+        # Hidden-rule destinations named by legacyExchangeDN that no mailbox carries, looked up once per scan with
+        # Get-Recipient: lower-case DN -> delivery address (None: looked up, not resolvable).
+        self._rule_recipients: dict[str, str | None] = {}
 
     # -------------------------------------------------------------------------------------------------- helpers
     def _is_internal(self, address: str) -> bool:
@@ -131,6 +139,33 @@ class AccountCollector:
         if self.src.directory is not None and a in self.src.directory.by_name:
             return True
         return a.rsplit("@", 1)[-1] in self.domains
+
+    def _rule_recipient_resolver(self) -> Callable[[str], str | None]:
+        directory = self.src.directory
+
+        def resolve(identity: str) -> str | None:
+            found = directory.resolve(identity) if directory is not None else None
+            if found is None:
+                dn = legacy_dn(identity)
+                found = self._rule_recipients.get(dn.lower()) if dn else None
+            return found
+
+        return resolve
+
+    async def _resolve_rule_recipients(self, ex: Any, exo_by: Mapping[tuple[str, str], Any]) -> None:
+        """Get-Recipient for the chunk's hidden-rule destinations no mailbox carries (mail contacts and mail users
+        pointing outside), so the detectors see where the mail goes, not a DN. Each is asked once per scan; one that
+        cannot be resolved keeps its DN (the rule is still reported: hidden, forwarding to an unknown recipient)."""
+        if self.src.directory is None or ex is None:
+            return
+        resolve = self._rule_recipient_resolver()
+        rows = [r for (kind, _uid), v in exo_by.items() if kind == "rules" and isinstance(v, list) for r in v]
+        wanted = [dn for dn in unresolved_destinations(rows, resolve) if dn.lower() not in self._rule_recipients]
+        if not wanted:
+            return
+        found, _notes = await resolve_recipients(ex, wanted, self.src.directory)
+        for dn in wanted:
+            self._rule_recipients[dn.lower()] = found.get(dn.lower())
 
     # ---------------------------------------------------------------------------------------------- the chunk
     def _registration(self) -> Mapping[str, Any] | None:
@@ -204,6 +239,7 @@ class AccountCollector:
         batch_task = graph.batch(items) if items else _empty()
         results, *exo_results = await asyncio.gather(batch_task, *exo_tasks)
         exo_by: dict[tuple[str, str], Any] = {(k, uid): v for k, uid, v in exo_results}
+        await self._resolve_rule_recipients(ex, exo_by)
 
         snapshots: list[AccountSnapshot] = []
         gaps: list[Gap] = []
@@ -420,7 +456,7 @@ class AccountCollector:
         ex_raw = exo_by.get(("rules", uid))
         ex_rules: list[dict[str, Any]] | None = None
         if isinstance(ex_raw, list):
-            resolve_recipient = directory.resolve if directory is not None else (lambda _n: None)
+            resolve_recipient = self._rule_recipient_resolver()
             ex_rules = [translate_exchange_rule(r, resolve_recipient=resolve_recipient,
                                                 resolve_folder=lambda p: fs.resolve_path(exchange_folder_path(p)))
                         for r in ex_raw]

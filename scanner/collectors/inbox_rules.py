@@ -106,6 +106,24 @@ def _predicates(r: dict[str, Any], prefix: str, resolve: Callable[[str], str | N
     return out
 
 
+def unresolved_destinations(rows: list[dict[str, Any]], resolve: Callable[[str], str | None]) -> list[str]:
+    """legacyExchangeDNs of forward / redirect destinations that ``resolve`` cannot turn into an address: a recipient of
+    the organisation that is no mailbox (a mail contact or mail user — how a rule forwards outside through the GAL),
+    which Get-InboxRule prints as ``"Name" [EX:/o=…]`` and only Get-Recipient can resolve."""
+    out: list[str] = []
+    for r in rows:
+        if not isinstance(r, dict):
+            continue
+        for ex_key in _RECIPIENT_ACTIONS:
+            for item in as_list(r.get(ex_key)):
+                if not isinstance(item, str) or parse_recipient(item)[1] is not None:
+                    continue
+                dn = legacy_dn(item)
+                if dn and resolve(item) is None and dn not in out:
+                    out.append(dn)
+    return out
+
+
 def translate_exchange_rule(r: dict[str, Any], *, resolve_recipient: Callable[[str], str | None],
                             resolve_folder: FolderResolver) -> dict[str, Any]:
     """One Get-InboxRule row as a Graph-shaped messageRule dict (conditions / exceptions / actions)."""

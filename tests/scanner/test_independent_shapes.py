@@ -227,6 +227,69 @@ def test_forwarding_address_that_cannot_be_looked_up_stays_unresolved_and_noted(
     assert any("Get-Recipient" in n and CONTACT in n for n in notes), notes
 
 
+# A hidden rule (made with New-InboxRule through the GAL) that forwards to a mail contact: Get-InboxRule prints the
+# contact by its legacyExchangeDN, '"Name" [EX:/o=…]', with no address; Get-Recipient says where its mail goes.
+RULE_OWNER = "megan.bowen@contoso.com"
+CONTACT_DN = ("/o=ExchangeLabs/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/"
+              "cn=5b7c0e1a4d2f4c0b9e6f1a2b3c4d5e6f-Evil Forwa")
+
+
+def _hidden_rule_to_contact_tenant() -> Any:
+    tenant = generate_tenant(users=40, seed=7, scenarios=True)
+    tenant.add_rule(RULE_OWNER, displayName="sync", conditions={},
+                    actions={"forwardTo": [{"emailAddress": {"name": CONTACT, "address": OUTSIDE}}]}, hidden=True)
+    return tenant
+
+
+def _rule_names_contact_by_dn(cmdlet: str, _params: Doc, doc: Doc) -> Doc:
+    for row in doc.get("value") or []:
+        if cmdlet == "Get-InboxRule" and row.get("ForwardTo"):
+            fwd = row["ForwardTo"] if isinstance(row["ForwardTo"], list) else [row["ForwardTo"]]
+            row["ForwardTo"] = [f'"{CONTACT}" [EX:{CONTACT_DN}]' if OUTSIDE in str(x) else x for x in fwd]
+    return doc
+
+
+def _get_recipient_by_dn(cmdlet: str, params: Doc) -> Doc | None:
+    if cmdlet != "Get-Recipient":
+        return None
+    rows = []
+    if str(params.get("Identity") or "").lower() == CONTACT_DN.lower():
+        rows.append({"Identity": CONTACT, "Name": CONTACT, "DisplayName": CONTACT, "RecipientType": "MailContact",
+                     "RecipientTypeDetails": "MailContact", "LegacyExchangeDN": CONTACT_DN,
+                     "PrimarySmtpAddress": OUTSIDE, "ExternalEmailAddress": f"SMTP:{OUTSIDE}"})
+    return {"@odata.context": "https://outlook.office365.com/adminapi/beta/$metadata#Collection(Exchange.GenericHashTable)",
+            "adminapi.warnings@odata.type": "#Collection(String)", "@adminapi.warnings": [], "value": rows}
+
+
+def test_hidden_rule_forwarding_to_a_mail_contact_by_legacy_dn_is_resolved(tmp_path: Path) -> None:
+    tenant = _hidden_rule_to_contact_tenant()
+    app = create_app(tenant, SimOptions())
+    exo = ExchangeAs(app, fix=_rule_names_contact_by_dn, answer=_get_recipient_by_dn)
+    env = env_for(tmp_path, tenant, app, asgi=exo)
+    result = asyncio.run(scan(env, tmp_path / "out"))
+    assert result.exit_code == 0, result.errors[:3]
+    rule = next(r for r in snapshot(env, result, RULE_OWNER).require("inbox_rules") if r.display_name == "sync")
+    assert rule.hidden
+    assert [a["emailAddress"]["address"] for a in rule.actions["forwardTo"]] == [OUTSIDE]
+    hits = [f for f in _findings(tmp_path / "out")
+            if f["account"] == RULE_OWNER and f["detector"] == "mail.inbox_rule_external_forward"]
+    assert hits and OUTSIDE in json.dumps(hits[0]["evidence"])
+    # Asked once, by the DN (mailbox destinations never are).
+    assert [p.get("Identity") for c, p in exo.calls if c == "Get-Recipient"] == [CONTACT_DN]
+
+
+def test_hidden_rule_to_an_unresolvable_dn_is_still_reported(tmp_path: Path) -> None:
+    tenant = _hidden_rule_to_contact_tenant()
+    app = create_app(tenant, SimOptions())
+    exo = ExchangeAs(app, fix=_rule_names_contact_by_dn)  # no Get-Recipient: 403 like an unknown cmdlet
+    env = env_for(tmp_path, tenant, app, asgi=exo)
+    result = asyncio.run(scan(env, tmp_path / "out"))
+    assert result.exit_code == 0
+    detectors = {f["detector"] for f in _findings(tmp_path / "out") if f["account"] == RULE_OWNER}
+    assert "mail.inbox_rule_hidden" in detectors
+    assert len([c for c, _p in exo.calls if c == "Get-Recipient"]) == 1  # not asked again per chunk
+
+
 def test_auto_remediation_clears_a_forward_to_a_mail_contact(tmp_path: Path) -> None:
     # The finding names the contact's external address; the live mailbox names the contact. Auto mode acts only on
     # destinations the findings name, so the finding must carry the identity Get-Mailbox shows too.
