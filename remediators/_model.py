@@ -194,6 +194,9 @@ def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+GRAPH_VERIFY_BUDGET = 30.0  # seconds a Graph step's verify re-reads for (directory replication), at most
+
+
 class BaseStep:
     """Shared plan/apply/verify machinery; a step implements :meth:`_plan_targets`, :meth:`_apply_target`."""
 
@@ -290,10 +293,15 @@ class BaseStep:
         targets, _notes, skip = await self._plan_targets(ctx, plan.account)
         return set() if skip else {t.key for t in targets} & keys
 
+    def _verify_budget(self, ctx: StepContext) -> float:
+        """Exchange writes lag reads by 20 s to minutes (graph-api.md §3.2): the whole ``verify_timeout``. Directory
+        writes through Graph are eventually consistent too, but replicate within seconds: a short budget, so a real
+        tenant's replica lag is not reported as a failed change."""
+        return ctx.verify_timeout if self.uses_exchange else min(ctx.verify_timeout, GRAPH_VERIFY_BUDGET)
+
     async def _poll(self, ctx: StepContext, plan: Plan, keys: set[str]) -> set[str]:
-        """Re-read until none of ``keys`` is pending or the budget is spent; returns the keys still pending.
-        Exchange writes lag reads by 20 s to minutes (graph-api.md §3.2), so only Exchange steps get a budget."""
-        deadline = time.monotonic() + (ctx.verify_timeout if self.uses_exchange else 0.0)
+        """Re-read until none of ``keys`` is pending or the budget is spent; returns the keys still pending."""
+        deadline = time.monotonic() + self._verify_budget(ctx)
         while True:
             pending = await self._still_pending(ctx, plan, keys)
             if not pending or time.monotonic() >= deadline:
@@ -302,7 +310,7 @@ class BaseStep:
 
     def not_confirmed_detail(self, ctx: StepContext) -> str:
         if not self.uses_exchange:
-            return "the change does not read back"
+            return f"the change did not read back within {self._verify_budget(ctx):g} s"
         return (f"not confirmed yet: Exchange did not show the change within {ctx.verify_timeout:g} s (its writes can "
                 "take minutes to read back); a later remediate run re-checks it without applying it again")
 

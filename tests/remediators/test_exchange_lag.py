@@ -161,3 +161,64 @@ def test_send_on_behalf_undo_refuses_a_list_it_cannot_trust_under_lag(tmp_path: 
     assert out.exit_code == 2 and "may not read back yet" in out.output
     assert t.user(upn).mailbox.grant_send_on_behalf == []  # nothing written from the stale list
     assert _actions(s, upn, "remove_delegates")[sob][-1] == "undo_failed"
+
+
+# ---- Graph (directory) replication lag -------------------------------------------------------------------------------
+class DirectoryLag:
+    """A directory that is eventually consistent: after a DELETE of a role assignment, the next ``reads`` lists of
+    role assignments still show the state from before it (a replica that has not caught up)."""
+
+    def __init__(self, app: Any, reads: int) -> None:
+        self.app, self.reads, self.pending = app, reads, 0
+        self.stale: bytes | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        from tests.reliability.helpers import rewrite_body
+
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        listing = scope.get("method") == "GET" and path.endswith("/roleManagement/directory/roleAssignments")
+        if scope["type"] == "http" and scope.get("method") == "DELETE" and "/roleAssignments/" in path:
+            self.pending = self.reads
+        if not listing:
+            await self.app(scope, receive, send)
+            return
+
+        def fix(status: int, data: bytes) -> bytes:
+            if status != 200:
+                return data
+            if self.pending and self.stale is not None:
+                self.pending -= 1
+                return self.stale
+            self.stale = data
+            return data
+
+        await self.app(scope, receive, rewrite_body(send, fix))
+
+
+def _graph_lag_run(s: Scanned, upn: str, lag: DirectoryLag, timeout: float) -> Any:
+    import httpx
+
+    opts = ConnectOptions(credential=s.env.credential, transport=httpx.ASGITransport(app=lag), verify_timeout=timeout,
+                          poll_interval=0.0)
+    return CliRunner().invoke(remediate_command, ["--config", str(s.config_path), "--user", upn, "--yes",
+                                                  "--step", "remove_admin_roles"], obj=opts, catch_exceptions=False)
+
+
+def test_a_directory_write_that_reads_back_late_is_verified_after_re_reading(tmp_path: Path) -> None:
+    s, upn = _scanned(tmp_path)
+    s.tenant.add_role(s.tenant.user(upn), "Exchange Administrator")
+    res = _graph_lag_run(s, upn, DirectoryLag(s.app, reads=2), timeout=5.0)
+    assert res.exit_code == 0, res.output
+    assert s.tenant.roles_of(s.tenant.user(upn)) == []
+    (statuses,) = _actions(s, upn, "remove_admin_roles").values()
+    assert statuses == ["started", "applied", "verified"]
+
+
+def test_a_directory_write_that_never_reads_back_is_reported_unconfirmed(tmp_path: Path) -> None:
+    s, upn = _scanned(tmp_path)
+    s.tenant.add_role(s.tenant.user(upn), "Exchange Administrator")
+    res = _graph_lag_run(s, upn, DirectoryLag(s.app, reads=2), timeout=0.0)
+    assert res.exit_code == 1
+    (statuses,) = _actions(s, upn, "remove_admin_roles").values()
+    assert statuses == ["started", "applied", "verify_failed"]
+    assert s.tenant.roles_of(s.tenant.user(upn)) == []  # it was done; only the read-back lagged
