@@ -288,7 +288,10 @@ def fmt_duration(started: Any, finished: Any) -> str:
     a, b = parse_time(started), parse_time(finished)
     if not a or not b:
         return "not finished"
-    secs = max(0, int((b - a).total_seconds()))
+    exact = max(0.0, (b - a).total_seconds())
+    if exact < 10:
+        return f"{exact:.1f} s"  # a small tenant's scan: "0 s" reads like nothing happened
+    secs = int(exact)
     if secs < 60:
         return f"{secs} s"
     if secs < 3600:

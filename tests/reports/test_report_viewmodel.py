@@ -272,3 +272,14 @@ def test_detector_catalogue_evidence_shapes_read_as_sentences() -> None:
         "other_accounts": ["isaiah.langer@contoso.com"]}) == (
         "Forwards all mail to accounts@c0ntoso.com, a look-alike of contoso.com; isaiah.langer@contoso.com "
         "forwards there too.")
+
+
+def test_scan_duration_reads_like_a_duration() -> None:
+    from reports.viewmodel import fmt_duration
+
+    start = "2026-12-04T02:00:00.000000Z"
+    assert fmt_duration(start, "2026-12-04T02:00:00.400000Z") == "0.4 s"
+    assert fmt_duration(start, "2026-12-04T02:00:42.900000Z") == "42 s"
+    assert fmt_duration(start, "2026-12-04T02:11:31.000000Z") == "11 min 31 s"
+    assert fmt_duration(start, "2026-12-04T04:05:00.000000Z") == "2 h 5 min"
+    assert fmt_duration(start, None) == "not finished"
