@@ -157,6 +157,26 @@ def _add_transport_rules(t: Tenant) -> None:
             t.tenant_labels[f"transportrule:{name}"] = {"kind": "transport_rule", "techniques": [], **e["label"]}
 
 
+GROUPS = ("tenant", "groups.json")  # Entra groups: role-assignable ones holding directory roles, and ordinary ones
+
+
+def _add_groups(t: Tenant) -> None:
+    """Groups from the data file, their role assignments and their direct members (UPNs that exist; others skipped,
+    as a scenario file that is not loaded plants no account)."""
+    raw = resources.files("scanner.simulator").joinpath("scenarios", *GROUPS).read_text("utf-8")
+    for e in _subst(t, json.loads(raw))["groups"]:
+        spec = e["group"]
+        g = t.add_group(spec["displayName"], assignable=spec.get("isAssignableToRole", False),
+                        security=spec.get("securityEnabled", True), mail=spec.get("mailEnabled", False),
+                        group_types=spec.get("groupTypes", []), description=spec.get("description"),
+                        created=_when(t, e.get("created", "-1000d")))
+        for r in e.get("roles", []):
+            t.add_group_role(g, r["role"], created=_when(t, r.get("assigned", "-400d")))
+        for upn in e.get("members", []):
+            if t.find_user(upn) is not None:
+                t.add_group_member(g, upn, log=False)
+
+
 def _make_user(t: Tenant, spec: dict) -> User:
     upn = spec["upn"]
     local = upn.split("@")[0]
@@ -263,6 +283,7 @@ def generate_tenant(users: int = 200, seed: int = 7, scenarios: bool = True, now
         bu = t.user_at(i)
         t.add_role(bu, role, created=t.generated_at - timedelta(days=200 + k % 500), log=False)
     if scenarios:
+        _add_groups(t)
         _add_tenant_scenarios(t)
         _add_app_role_scenarios(t)
         _add_transport_rules(t)

@@ -838,6 +838,9 @@ def role_definitions(t: Tenant, req: Req, rid: str | None = None):
 
 
 def principal_json(t: Tenant, pid: str) -> dict | None:
+    g = t.groups.get(pid)
+    if g is not None:  # a role-assignable group holding a role: $expand=principal gives the group entity
+        return group_json(g, None)
     sp = t.service_principals.get(pid)
     if sp is not None:  # a service principal holding a role: $expand=principal gives the servicePrincipal entity
         return {"@odata.type": "#microsoft.graph.servicePrincipal", "id": sp["id"], "appId": sp["appId"],
@@ -1117,6 +1120,189 @@ def remove_directory_role_member(t: Tenant, req: Req, key: str, member: str):
     raise not_found_dir(member)
 
 
+# ---------------------------------------------------------------------------------------------------- groups
+GROUP_PROPS = ("id", "deletedDateTime", "classification", "createdDateTime", "description", "displayName",
+               "groupTypes", "isAssignableToRole", "mail", "mailEnabled", "mailNickname", "membershipRule",
+               "onPremisesSyncEnabled", "securityEnabled", "visibility")
+GROUP_READ_KEY = "GET groups"
+CASTS = {"microsoft.graph.user": "#microsoft.graph.user", "microsoft.graph.group": "#microsoft.graph.group",
+         "microsoft.graph.directoryRole": "#microsoft.graph.directoryRole",
+         "microsoft.graph.servicePrincipal": "#microsoft.graph.servicePrincipal",
+         "microsoft.graph.device": "#microsoft.graph.device", "microsoft.graph.orgContact": "#microsoft.graph.orgContact"}
+ALREADY_MEMBER = "One or more added object references already exist for the following modified properties: 'members'."
+NO_NESTING = "Nesting is currently not supported for groups that can be assigned to a role."
+
+
+def group_json(g: dict, sel: list[str] | None, limited: bool = False) -> dict:
+    """The group entity (with its @odata.type, as in directoryObject collections). ``limited``: an app that may not
+    read groups sees only the type and id, every other property null (Graph's "limited information returned for
+    inaccessible member objects")."""
+    props = sel if sel is not None else list(GROUP_PROPS)
+    out: dict[str, Any] = {"@odata.type": "#microsoft.graph.group"}
+    for p in props:
+        out[p] = g.get(p) if (not limited or p == "id") else None
+    out["id"] = g["id"]
+    return out
+
+
+def _group_or_404(t: Tenant, key: str) -> dict:
+    g = t.groups.get(key) or next((x for x in t.groups.values() if x["id"].lower() == key.lower()), None)
+    if g is None:
+        raise not_found_dir(key)
+    return g
+
+
+def _directory_object(t: Tenant, req: Req, oid: str, user_sel: list[str] | None, group_sel: list[str] | None,
+                      limited_groups: bool = False) -> dict | None:
+    if oid in t.groups:
+        return group_json(t.groups[oid], group_sel, limited_groups)
+    u = t.find_user(oid)
+    if u is None or u.id != oid:
+        return None
+    return {"@odata.type": "#microsoft.graph.user", **user_json(u, t, user_sel or USER_DEFAULT)}
+
+
+def _cast(segment: str | None) -> str | None:
+    if segment is None:
+        return None
+    # Graph takes the namespace alias too: the SDK's cast builders send "graph.group", not "microsoft.graph.group".
+    odata_type = CASTS.get("microsoft." + segment if segment.startswith("graph.") else segment)
+    if odata_type is None:
+        raise GraphError(400, "Request_UnsupportedQuery", f"The type cast '{segment}' is not supported for this "
+                                                          "relationship.")
+    return odata_type
+
+
+def _directory_page(t: Tenant, req: Req, context: str, objects: list[dict]):
+    size = page_size(req, 100, 999)
+    start = read_skiptoken(req)
+    chunk = objects[start:start + size]
+    nxt = start + size if start + size < len(objects) else None
+    return 200, collection(req, context, chunk, nxt)
+
+
+def _select_for(req: Req, odata_type: str | None) -> tuple[list[str] | None, list[str] | None]:
+    """($select for users, $select for groups): a property a cast's type does not have is a 400, as in Graph."""
+    raw = req.query.get("$select")
+    if raw is None:
+        return None, None
+    wanted = [p.strip() for p in raw.split(",") if p.strip()]
+    if odata_type == "#microsoft.graph.user":
+        return parse_select(req, USER_PROPS, "user"), None
+    if odata_type == "#microsoft.graph.group":
+        bad = [p for p in wanted if p not in GROUP_PROPS]
+        if bad:
+            raise GraphError(400, "Request_BadRequest",
+                             f"Could not find a property named '{bad[0]}' on type 'microsoft.graph.group'.")
+        return None, wanted
+    # directoryObject: properties of either type are accepted; each object shows the ones it has
+    users = [_LOWER_USER_PROPS[p.lower()] for p in wanted if p.lower() in _LOWER_USER_PROPS] or ["id"]
+    groups = [p for p in wanted if p in GROUP_PROPS] or ["id"]
+    return users, groups
+
+
+def get_group(t: Tenant, req: Req, key: str):
+    need(req, GROUP_READ_KEY)
+    g = _group_or_404(t, key)
+    raw = req.query.get("$select")
+    sel = None
+    if raw is not None:
+        sel = [p.strip() for p in raw.split(",") if p.strip()]
+        bad = [p for p in sel if p not in GROUP_PROPS]
+        if bad:
+            raise GraphError(400, "Request_BadRequest",
+                             f"Could not find a property named '{bad[0]}' on type 'microsoft.graph.group'.")
+    body = group_json(g, sel)
+    body.pop("@odata.type")
+    return 200, {"@odata.context": f"{req.base}/v1.0/$metadata#groups/$entity", **body}
+
+
+def group_members(t: Tenant, req: Req, key: str, transitive: bool, cast: str | None):
+    """GET /groups/{id}/members | transitiveMembers [/microsoft.graph.user | .group] (directoryObject collection)."""
+    need(req, GROUP_READ_KEY)
+    g = _group_or_404(t, key)
+    odata_type = _cast(cast)
+    user_sel, group_sel = _select_for(req, odata_type)
+    ids_ = t.transitive_members(g["id"]) if transitive else list(t.group_members.get(g["id"], []))
+    objects = [o for o in (_directory_object(t, req, i, user_sel, group_sel) for i in ids_) if o is not None]
+    if odata_type is not None:
+        objects = [o for o in objects if o["@odata.type"] == odata_type]
+    context = {"#microsoft.graph.user": "users", "#microsoft.graph.group": "groups"}.get(odata_type or "",
+                                                                                          "directoryObjects")
+    return _directory_page(t, req, context, objects)
+
+
+def _role_objects(t: Tenant, principal_ids: set[str]) -> list[dict]:
+    """directoryRole objects for the tenant-wide active roles held by these principals (memberOf lists them)."""
+    names = {i: n for n, i in ROLE_TEMPLATES.items()}
+    tids = sorted({a["roleDefinitionId"] for a in t.role_assignments.values()
+                   if a["principalId"] in principal_ids and a["directoryScopeId"] == "/"})
+    return [{"@odata.type": "#microsoft.graph.directoryRole", "id": _directory_role_id(t, tid), "deletedDateTime": None,
+             "description": ROLE_DESCRIPTIONS.get(names.get(tid, ""), ""), "displayName": names.get(tid, tid),
+             "roleTemplateId": tid} for tid in tids]
+
+
+def user_member_of(t: Tenant, req: Req, u: User, transitive: bool, cast: str | None):
+    """GET /users/{id}/memberOf | transitiveMemberOf [/microsoft.graph.group]: groups and directory roles."""
+    need(req, "GET users/{id}/transitiveMemberOf" if transitive else "GET users/{id}/memberOf")
+    odata_type = _cast(cast)
+    _user_sel, group_sel = _select_for(req, odata_type)
+    limited = req.roles.isdisjoint(REQUIRED[GROUP_READ_KEY][1])  # may list memberships but not read groups: type and id only
+    gids = t.transitive_member_of(u.id) if transitive else t.member_of(u.id)
+    objects: list[dict] = [group_json(t.groups[g], group_sel, limited) for g in gids]
+    objects += _role_objects(t, {u.id, *gids} if transitive else {u.id})
+    if odata_type is not None:
+        objects = [o for o in objects if o["@odata.type"] == odata_type]
+    context = "groups" if odata_type == "#microsoft.graph.group" else "directoryObjects"
+    return _directory_page(t, req, context, objects)
+
+
+def _member_permissions(req: Req, g: dict, method: str) -> None:
+    need(req, f"{method} groups/{{id}}/members")
+    if g["isAssignableToRole"]:
+        need(req, "groups/{id}/members#roleAssignable")
+
+
+def add_group_member(t: Tenant, req: Req, key: str):
+    """POST /groups/{id}/members/$ref {"@odata.id": ".../directoryObjects/{id}"} -> 204 (group-post-members)."""
+    need(req, "POST groups/{id}/members")
+    g = _group_or_404(t, key)
+    _member_permissions(req, g, "POST")
+    body = req.json_body
+    ref = body.get("@odata.id") if isinstance(body, dict) else None
+    if not isinstance(ref, str) or not ref:
+        raise GraphError(400, "Request_BadRequest", "The request body must contain an '@odata.id' reference.")
+    m = re.search(r"/(?:directoryObjects|users|groups)/([^/?#]+)$", ref)
+    if m is None or not GUID_RE.match(m.group(1)):
+        raise GraphError(400, "Request_BadRequest", f"Invalid object identifier '{ref}'.")
+    mid = m.group(1).lower()
+    if mid in t.groups:
+        if g["isAssignableToRole"]:
+            raise GraphError(400, "Request_BadRequest", NO_NESTING)
+        member: Any = t.groups[mid]
+    else:
+        member = t.find_user(mid)
+        if member is None or member.id.lower() != mid:
+            raise not_found_dir(mid)
+    member_id = member["id"] if isinstance(member, dict) else member.id
+    if member_id in t.group_members[g["id"]]:
+        raise GraphError(400, "Request_BadRequest", ALREADY_MEMBER)
+    t.add_group_member(g, member)
+    return 204, None
+
+
+def remove_group_member(t: Tenant, req: Req, key: str, member: str):
+    """DELETE /groups/{id}/members/{memberId}/$ref -> 204; 404 when it is not a direct member (group-delete-members)."""
+    need(req, "DELETE groups/{id}/members")
+    g = _group_or_404(t, key)
+    _member_permissions(req, g, "DELETE")
+    mid = next((x for x in t.group_members[g["id"]] if x.lower() == member.lower()), None)
+    if mid is None:
+        raise not_found_dir(member)
+    t.remove_group_member(g, t.groups[mid] if mid in t.groups else mid)
+    return 204, None
+
+
 # ---------------------------------------------------------------------------------------------------- grants / apps
 def list_grants(t: Tenant, req: Req, u: User | None = None):
     need(req, "GET oauth2PermissionGrants")
@@ -1341,6 +1527,8 @@ def dispatch(t: Tenant, req: Req):
             return revoke_sessions(t, req, u)
         if sub == "mailboxSettings" and n == 3 and m == "GET":
             return mailbox_settings(t, req, u)
+        if sub in ("memberOf", "transitiveMemberOf") and n in (3, 4) and m == "GET":
+            return user_member_of(t, req, u, sub == "transitiveMemberOf", s[3] if n == 4 else None)
         if sub == "oauth2PermissionGrants" and n == 3 and m == "GET":
             return list_grants(t, req, u)
         if sub == "messages" and m == "GET" and n in (3, 4):
@@ -1398,6 +1586,15 @@ def dispatch(t: Tenant, req: Req):
                     return get_method(t, req, u, coll, s[4])
                 if n == 5 and m == "DELETE":
                     return delete_method(t, req, u, coll, s[4])
+    elif head == "groups" and n >= 2:
+        if n == 2 and m == "GET":
+            return get_group(t, req, s[1])
+        if s[2] in ("members", "transitiveMembers") and m == "GET" and n in (3, 4):
+            return group_members(t, req, s[1], s[2] == "transitiveMembers", s[3] if n == 4 else None)
+        if s[2] == "members" and n == 4 and s[3] == "$ref" and m == "POST":
+            return add_group_member(t, req, s[1])
+        if s[2] == "members" and n == 5 and s[4] == "$ref" and m == "DELETE":
+            return remove_group_member(t, req, s[1], s[3])
     elif head == "reports" and s[1:] == ["authenticationMethods", "userRegistrationDetails"] and m == "GET":
         return registration_details(t, req)
     elif head == "roleManagement" and n >= 3 and s[1] == "directory":

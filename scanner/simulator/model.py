@@ -279,6 +279,11 @@ class Tenant:
         # ``_changed``; exchange.transport_rule_row adds everything else the cmdlet prints.
         self.transport_rules: list[dict] = []
         self.eligibility: list[dict] = []
+        # Entra groups: id -> the group's Graph properties (id, displayName, isAssignableToRole, securityEnabled,
+        # mailEnabled, groupTypes, ...). Direct members (user or group object ids, in the order they were added) live
+        # apart in ``group_members``; transitive membership is computed from them.
+        self.groups: dict[str, dict] = {}
+        self.group_members: dict[str, list[str]] = {}
         self.token_generation = 0
         self.token_secret = hashlib.sha256(f"sim-token-{seed}".encode()).digest()
         self.password_salt = secrets.token_bytes(8)
@@ -932,6 +937,125 @@ class Tenant:
             self.log("Set-TransportRule" if existing else "New-TransportRule", "TransportRule", None,
                      detail={"Name": name, "parameters": {k: v for k, v in props.items() if not k.startswith("_")}})
         return rule
+
+    # ------------------------------------------------------------------ groups
+    def add_group(self, name: str, *, assignable: bool = False, security: bool = True, mail: bool = False,
+                  group_types: list[str] | tuple[str, ...] = (), description: str | None = None,
+                  created: datetime | None = None) -> dict:
+        """A new Entra group (cloud, assigned membership). ``assignable``: isAssignableToRole, which Entra only allows
+        on a security group created that way (immutable afterwards); only such groups can hold directory roles."""
+        if assignable and not security:
+            raise ValueError("a role-assignable group must be a security group (securityEnabled true)")
+        gid = ids.guid_for(self.seed, 330, len(self.groups))
+        nick = re.sub(r"[^A-Za-z0-9]", "", name) or "group"
+        g = {"id": gid, "deletedDateTime": None, "classification": None, "createdDateTime": iso(created or self.now()),
+             "description": description, "displayName": name, "groupTypes": list(group_types),
+             "isAssignableToRole": bool(assignable), "mail": f"{nick.lower()}@{self.primary_domain}" if mail else None,
+             "mailEnabled": bool(mail), "mailNickname": nick, "membershipRule": None,
+             "onPremisesSyncEnabled": None, "securityEnabled": bool(security), "visibility": "Private"}
+        self.groups[gid] = g
+        self.group_members[gid] = []
+        return g
+
+    def group(self, key: str) -> dict:
+        """A group by object id or display name (KeyError when there is none)."""
+        if key in self.groups:
+            return self.groups[key]
+        k = key.lower()
+        for g in self.groups.values():
+            if g["id"].lower() == k or g["displayName"].lower() == k:
+                return g
+        raise KeyError(key)
+
+    def _member_id(self, member: User | dict | str) -> str:
+        if isinstance(member, User):
+            return member.id
+        if isinstance(member, dict):
+            return member["id"]
+        if member in self.groups or any(g["displayName"].lower() == member.lower() for g in self.groups.values()):
+            return self.group(member)["id"]
+        return self.user(member).id
+
+    def add_group_member(self, group: dict | str, member: User | dict | str, *, log: bool = True,
+                         allow_nesting: bool = False) -> bool:
+        """Add a direct member (a user, or a group) to ``group``; False when it already is one.
+
+        Entra refuses a group as a member of a role-assignable group ("Group nesting isn't supported", groups-concept);
+        ``allow_nesting`` builds that state anyway, only for tests of code that must cope if it is ever seen."""
+        g = group if isinstance(group, dict) else self.group(group)
+        mid = self._member_id(member)
+        if mid in self.groups and g["isAssignableToRole"] and not allow_nesting:
+            raise ValueError(f"group nesting is not supported for the role-assignable group {g['displayName']!r}")
+        if mid == g["id"]:
+            raise ValueError("a group cannot be a member of itself")
+        members = self.group_members[g["id"]]
+        if mid in members:
+            return False
+        members.append(mid)
+        if log:
+            self.log("POST", f"/groups/{g['id']}/members/$ref", self._member_label(mid),
+                     detail={"group": g["displayName"], "groupId": g["id"], "memberId": mid})
+        return True
+
+    def remove_group_member(self, group: dict | str, member: User | dict | str, *, log: bool = True) -> bool:
+        g = group if isinstance(group, dict) else self.group(group)
+        mid = self._member_id(member)
+        members = self.group_members[g["id"]]
+        if mid not in members:
+            return False
+        members.remove(mid)
+        if log:
+            self.log("DELETE", f"/groups/{g['id']}/members/{mid}/$ref", self._member_label(mid),
+                     detail={"group": g["displayName"], "groupId": g["id"], "memberId": mid})
+        return True
+
+    def _member_label(self, mid: str) -> User | str:
+        if mid in self.groups:
+            return self.groups[mid]["displayName"]
+        u = self.find_user(mid)
+        return u if u is not None else mid
+
+    def transitive_members(self, gid: str) -> list[str]:
+        """Every member id of ``gid``, nested groups flattened (the nested groups themselves included), once each."""
+        out: list[str] = []
+        seen: set[str] = {gid}
+        stack = list(reversed(self.group_members.get(gid, [])))
+        while stack:
+            mid = stack.pop()
+            if mid in seen:
+                continue
+            seen.add(mid)
+            out.append(mid)
+            if mid in self.groups:
+                stack.extend(reversed(self.group_members.get(mid, [])))
+        return out
+
+    def member_of(self, object_id: str) -> list[str]:
+        """Ids of the groups ``object_id`` (a user or a group) is a direct member of."""
+        return [gid for gid, members in self.group_members.items() if object_id in members]
+
+    def transitive_member_of(self, object_id: str) -> list[str]:
+        out: list[str] = []
+        todo = self.member_of(object_id)
+        while todo:
+            gid = todo.pop(0)
+            if gid in out:
+                continue
+            out.append(gid)
+            todo.extend(self.member_of(gid))
+        return out
+
+    def groups_of(self, u: User | str) -> list[str]:
+        """Display names of the groups the user is a DIRECT member of (tests)."""
+        uid = u.id if isinstance(u, User) else self.user(u).id
+        return [self.groups[g]["displayName"] for g in self.member_of(uid)]
+
+    def add_group_role(self, group: dict | str, role: str, *, created: datetime | None = None) -> dict:
+        """An active directory role assigned to a role-assignable group: its members hold the role through it."""
+        g = group if isinstance(group, dict) else self.group(group)
+        if not g["isAssignableToRole"]:
+            raise ValueError(f"group {g['displayName']!r} is not role-assignable (isAssignableToRole false)")
+        return self.add_principal_role(g["id"], role, created=created)
 
     def roles_of(self, u: User) -> list[str]:
         names = {v: k for k, v in ROLE_TEMPLATES.items()}

@@ -47,6 +47,22 @@ REQUIRED: dict[str, tuple[str, tuple[str, ...]]] = {
     "GET directoryRoles": ("directory", ("RoleManagement.Read.Directory", "Directory.Read.All",
                                          "RoleManagement.ReadWrite.Directory", "Directory.ReadWrite.All")),
     "DELETE directoryRoles": ("directory", ("RoleManagement.ReadWrite.Directory",)),
+    # groups. group-get / group-list-members / group-list-transitivemembers: least GroupMember.Read.All
+    "GET groups": ("directory", ("GroupMember.Read.All", "Group.Read.All", "Directory.Read.All",
+                                 "GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All")),
+    # user-list-memberof, another user's direct memberships, application: least Directory.Read.All
+    "GET users/{id}/memberOf": ("directory", ("Directory.Read.All", "Directory.ReadWrite.All")),
+    # user-list-transitivememberof, another user's memberships, application: least User.Read.All
+    "GET users/{id}/transitiveMemberOf": ("directory", ("User.Read.All", "Directory.Read.All", "Directory.ReadWrite.All",
+                                                        "Group.Read.All", "GroupMember.Read.All")),
+    # group-post-members / group-delete-members (a user or group member): least GroupMember.ReadWrite.All ...
+    "POST groups/{id}/members": ("directory", ("GroupMember.ReadWrite.All", "Group.ReadWrite.All",
+                                               "Directory.ReadWrite.All")),
+    "DELETE groups/{id}/members": ("directory", ("GroupMember.ReadWrite.All", "Group.ReadWrite.All",
+                                                 "Directory.ReadWrite.All")),
+    # ... and for a role-assignable group "the app must also be assigned the RoleManagement.ReadWrite.Directory
+    # permission" (groups-concept: "The Group.ReadWrite.All permission won't work").
+    "groups/{id}/members#roleAssignable": ("directory", ("RoleManagement.ReadWrite.Directory",)),
     # consent grants and apps
     "GET oauth2PermissionGrants": ("directory", ("DelegatedPermissionGrant.Read.All", "Directory.Read.All",
                                                  "DelegatedPermissionGrant.ReadWrite.All", "Directory.ReadWrite.All")),

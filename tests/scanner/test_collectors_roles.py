@@ -1,10 +1,11 @@
 """Role collection through the real SDK pipeline: ``$expand=principal`` (users, groups, service principals), group
 members, TenantInfo.privileged_principals.
 
-The simulator only assigns roles to users and has no ``/groups`` endpoint, so service-principal and group principals
-are exercised against a small fake Graph tenant below that answers with Microsoft's documented shapes (graph-api.md
-§5.1; List unifiedRoleAssignments example with ``$expand=principal``). It expands a principal only when asked, so the
-assertions also prove the collector asks. The simulator tests cover the user path end to end.
+Service-principal and group principals (nested groups and an unreadable group included) are exercised against a small
+fake Graph tenant below that answers with Microsoft's documented shapes (graph-api.md §5.1; List unifiedRoleAssignments
+example with ``$expand=principal``). It expands a principal only when asked, so the assertions also prove the collector
+asks. The simulator tests cover users, service principals and role-assignable groups end to end (the group path in
+test_collectors_role_groups.py).
 """
 
 from __future__ import annotations
@@ -170,12 +171,14 @@ async def test_simulator_scan_stores_privileged_principals_and_user_roles(sim_en
         patti = store.get_account(result.scan_id, "patti.fernandez@contoso.com")
         rows = store.get_tenant_data(result.scan_id, "scan.tenant_sources")["data"]["roles"]
     # Collected (a list, not None = "unknown"): the simulator's planted tenant-level scenarios are the only non-user
-    # role holders — a third-party app and a Microsoft first-party app (scenarios/tenant/service_principals.json).
+    # role holders — a third-party app and a Microsoft first-party app (scenarios/tenant/service_principals.json) and
+    # the role-assignable group holding Global Administrator (scenarios/tenant/groups.json).
     assert sorted((p["display_name"], p["role_name"], p["principal_type"]) for p in tenant["privileged_principals"]) \
         == [("Mail Sync Connector", "Privileged Role Administrator", "servicePrincipal"),
-            ("Microsoft Defender for Cloud Apps", "Security Administrator", "servicePrincipal")]
+            ("Microsoft Defender for Cloud Apps", "Security Administrator", "servicePrincipal"),
+            ("Tier 0 Administrators", "Global Administrator", "group")]
     assert {r["principal_type"] for rs in rows.values() for r in rs if r["kind"] == "active"} == \
-        {"user", "servicePrincipal"}
+        {"user", "servicePrincipal", "group"}
     assert any(r.role_name == "Global Administrator" and not r.via_group for r in patti.require("roles"))
     assert not [e for e in result.errors if e["collector"] in ("roles", "detectors:roles")]
 

@@ -140,7 +140,10 @@ CASES = [
      lambda o, t: any(d.display_name == "Global Administrator" and d.template_id == "62e90394-69f5-4237-9190-012177145e10" for d in o.value)),
     ("/v1.0/roleManagement/directory/roleAssignments?$filter=roleDefinitionId eq '62e90394-69f5-4237-9190-012177145e10'&$expand=principal",
      UnifiedRoleAssignmentCollectionResponse,
-     lambda o, t: len(o.value) == 3 and type(o.value[0].principal).__name__ == "User" and o.value[0].principal.display_name),
+     lambda o, t: len(o.value) == 4 and type(o.value[0].principal).__name__ == "User" and o.value[0].principal.display_name
+     # the role-assignable group holding Global Administrator (scenarios/tenant/groups.json) deserialises as a Group
+     and [(p.display_name, p.is_assignable_to_role) for p in (a.principal for a in o.value)
+          if type(p).__name__ == "Group"] == [("Tier 0 Administrators", True)]),
     ("/v1.0/roleManagement/directory/roleAssignments?$filter=principalId eq '{nestor_id}'&$expand=roleDefinition",
      UnifiedRoleAssignmentCollectionResponse, lambda o, t: o.value[0].role_definition.display_name == "Exchange Administrator"),
     ("/v1.0/roleManagement/directory/roleEligibilitySchedules?$filter=principalId eq '{adam_id}'",
@@ -148,7 +151,7 @@ CASES = [
      lambda o, t: o.value[0].schedule_info.start_date_time and o.value[0].member_type == "Direct"),
     ("/v1.0/directoryRoles", DirectoryRoleCollectionResponse, lambda o, t: any(r.display_name == "Global Administrator" for r in o.value)),
     ("/v1.0/directoryRoles(roleTemplateId='62e90394-69f5-4237-9190-012177145e10')/members", DirectoryObjectCollectionResponse,
-     lambda o, t: len(o.value) == 3 and type(o.value[0]).__name__ == "User"),
+     lambda o, t: [type(m).__name__ for m in o.value] == ["User", "User", "User", "Group"]),
     ("/v1.0/oauth2PermissionGrants", OAuth2PermissionGrantCollectionResponse,
      lambda o, t: any(g.consent_type == "AllPrincipals" for g in o.value) and all(g.client_id and g.scope for g in o.value)),
     ("/v1.0/users/christie.cline@contoso.com/oauth2PermissionGrants", OAuth2PermissionGrantCollectionResponse,
