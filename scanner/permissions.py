@@ -72,7 +72,11 @@ COLLECTORS: dict[str, tuple[Need, ...]] = {
     "registration": (_g("AuditLog.Read.All", why="reports/authenticationMethods/userRegistrationDetails (Entra P1/P2)"),),
     "roles": (_g("RoleManagement.Read.Directory", "RoleManagement.Read.All", "Directory.Read.All",
                  "RoleManagement.ReadWrite.Directory", "Directory.ReadWrite.All",
-                 why="roleDefinitions, roleAssignments, roleEligibilitySchedules"),),
+                 why="roleDefinitions, roleAssignments, roleEligibilitySchedules"),
+              _g("GroupMember.Read.All", "Group.Read.All", "Directory.Read.All", "GroupMember.ReadWrite.All",
+                 "Group.ReadWrite.All", "Directory.ReadWrite.All",
+                 why="GET /groups/{id}/transitiveMembers: the users who hold a role through a role-assignable group "
+                     "(without it they are not marked: a tenant-wide coverage gap, exit 3)")),
     "oauth_grants": (_g("DelegatedPermissionGrant.Read.All", "Directory.Read.All",
                         "DelegatedPermissionGrant.ReadWrite.All", "Directory.ReadWrite.All",
                         why="GET /oauth2PermissionGrants"),

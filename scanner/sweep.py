@@ -201,7 +201,7 @@ async def _collect(cfg: Config, store: Store, scan_id: str, conn: Any, *, resume
     if tenant_task is not None:
         sources = await tenant_task
         store.put_tenant_data(scan_id, TENANT_KEY, sources.to_json())
-        for name, why in sources.gaps.items():
+        for name, why in [*sources.gaps.items(), *sources.partial.items()]:
             store.add_error(scan_id, None, SOURCES[name], why.reason, why.code, why.permission)
         _call(progress, "finish", "tenant")
     if tasks:

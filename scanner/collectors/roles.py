@@ -11,9 +11,10 @@ grouped by principal id; non-user principals in privileged roles surface as ``Te
 
 Roles assigned to a GROUP are expanded to the group's users (``GET /groups/{id}/transitiveMembers/microsoft.graph.user
 ?$select=id``, needs GroupMember.Read.All or Directory.Read.All): each member gets the role with ``via_group=True``.
-When the members cannot be read the group row is kept as it is and a note says so — those members are then not marked
-(a gap, not "no role"). A principal that did not expand (deleted, or a service that ignores ``$expand``) keeps
-``principal_type`` None and is joined by id like a user.
+When the members cannot be read the group row is kept as it is, a note says so, and ``partial`` (when given) gets a
+NotCollected naming the permission: the scan records it as a tenant-wide coverage gap (exit 3), because those members
+are then not marked — a gap, never "no role". A principal that did not expand (deleted, or a service that ignores
+``$expand``) keeps ``principal_type`` None and is joined by id like a user.
 
 Privileged roles are marked from Microsoft's template-id table (graph-api.md §5.3; ``isPrivileged`` is beta-only).
 """
@@ -24,6 +25,9 @@ from typing import Any
 
 from scanner.collectors._util import LICENCE_CODES
 from scanner.graph.client import ApiError, BatchItem, GraphApi
+from scanner.snapshot import NotCollected
+
+GROUP_MEMBERS_PERMISSION = "GroupMember.Read.All"
 
 # templateId -> role name, for roles Microsoft labels privileged (graph-api.md §5.3, "P").
 PRIVILEGED_TEMPLATE_IDS: dict[str, str] = {
@@ -122,10 +126,11 @@ def _page(res: Any, path: str) -> dict[str, Any]:
     return body
 
 
-async def _group_members(graph: GraphApi, group_ids: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+async def _group_members(graph: GraphApi, group_ids: list[str]
+                         ) -> tuple[dict[str, list[str]], list[tuple[str, ApiError]]]:
     """User ids per group (transitive), and the groups whose members could not be read (with why)."""
     members: dict[str, list[str]] = {}
-    failed: list[str] = []
+    failed: list[tuple[str, ApiError]] = []
     if not group_ids:
         return members, failed
     items = [BatchItem(id=str(i), url=f"/groups/{gid}/transitiveMembers/microsoft.graph.user?$select=id")
@@ -142,14 +147,16 @@ async def _group_members(graph: GraphApi, group_ids: list[str]) -> tuple[dict[st
             if isinstance(nxt, str) and nxt:
                 values.extend(await graph.get_all(nxt))
         except ApiError as err:
-            failed.append(f"{gid} ({err.short()})")
+            failed.append((gid, err))
             continue
         members[gid] = [v["id"].lower() for v in values if isinstance(v, dict) and isinstance(v.get("id"), str)]
     return members, failed
 
 
-async def read_roles(graph: GraphApi) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
-    """(assignments grouped by principal id, notes). Raises ApiError when definitions or assignments fail."""
+async def read_roles(graph: GraphApi, partial: list[NotCollected] | None = None
+                     ) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """(assignments grouped by principal id, notes). Raises ApiError when definitions or assignments fail; role-holding
+    groups whose members could not be read are appended to ``partial`` (one NotCollected)."""
     defs: dict[str, dict[str, Any]] = {}
     async for page in graph.iter_pages("/roleManagement/directory/roleDefinitions",
                                        params={"$select": "id,displayName,templateId,isBuiltIn"}):
@@ -187,17 +194,26 @@ async def read_roles(graph: GraphApi) -> tuple[dict[str, list[dict[str, Any]]], 
             notes.append("PIM eligibility not available (no Entra ID P2): no eligible assignments")
         else:
             raise
-    await _expand_groups(graph, by_principal, notes)
+    await _expand_groups(graph, by_principal, notes, partial)
     return by_principal, notes
 
 
-async def _expand_groups(graph: GraphApi, by_principal: dict[str, list[dict[str, Any]]], notes: list[str]) -> None:
+async def _expand_groups(graph: GraphApi, by_principal: dict[str, list[dict[str, Any]]], notes: list[str],
+                         partial: list[NotCollected] | None = None) -> None:
     """Give each user in a role-holding group the group's roles (``via_group=True``)."""
     groups = sorted(pid for pid, rows in by_principal.items() if any(r.get("principal_type") == "group" for r in rows))
     members, failed = await _group_members(graph, groups)
     if failed:
-        notes.append(f"members of {len(failed)} role-holding group(s) could not be read, so users holding a role "
-                     f"only through them are not marked: {', '.join(failed[:5])}")
+        which = ", ".join(f"{gid} ({err.short()})" for gid, err in failed[:5])
+        note = (f"members of {len(failed)} role-holding group(s) could not be read, so users holding a role only "
+                f"through them are not marked: {which}")
+        notes.append(note)
+        if partial is not None:
+            denied = any(err.is_permission for _gid, err in failed)
+            partial.append(NotCollected(
+                reason=note + (f"; the app needs {GROUP_MEMBERS_PERMISSION}" if denied else ""),
+                code=failed[0][1].code or (str(failed[0][1].status) if failed[0][1].status else None),
+                permission=GROUP_MEMBERS_PERMISSION if denied else None))
     for gid, users in members.items():
         group_rows = [r for r in by_principal[gid] if r.get("principal_type") == "group"]
         for uid in users:

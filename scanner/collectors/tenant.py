@@ -50,6 +50,9 @@ _KINDS = {"mailboxes": ("mbx", "mbn"), "cas": ("casr", "casn"), "registration": 
 class TenantSources:
     data: dict[str, Any] = field(default_factory=dict)  # name -> JSON data (a Mapping over rows when streamed)
     gaps: dict[str, NotCollected] = field(default_factory=dict)  # name -> why it failed
+    # name -> why it was read only in part (kept, and recorded as a tenant-wide coverage gap): e.g. roles whose
+    # role-assignable groups' members could not be read
+    partial: dict[str, NotCollected] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     rows: RowStore | None = None  # where streamed sources live; None: everything in memory (from_json of an old blob)
     # derived (not stored)
@@ -155,7 +158,8 @@ class TenantSources:
     def to_json(self) -> dict[str, Any]:
         data = {k: ({"$rows": k} if k in STREAMED and not isinstance(v, list | dict) else v)
                 for k, v in self.data.items()}
-        return {"data": data, "gaps": {k: v.model_dump() for k, v in self.gaps.items()}, "notes": self.notes}
+        return {"data": data, "gaps": {k: v.model_dump() for k, v in self.gaps.items()}, "notes": self.notes,
+                "partial": {k: v.model_dump() for k, v in self.partial.items()}}
 
     @classmethod
     def from_json(cls, blob: dict[str, Any], rows: RowStore | None = None) -> TenantSources:
@@ -167,6 +171,7 @@ class TenantSources:
                 data[k] = _view(rows, k)
         return cls(data=data, rows=rows,
                    gaps={k: NotCollected.model_validate(v) for k, v in (blob.get("gaps") or {}).items()},
+                   partial={k: NotCollected.model_validate(v) for k, v in (blob.get("partial") or {}).items()},
                    notes=list(blob.get("notes") or [])).finish()
 
 
@@ -251,6 +256,7 @@ async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, r
     src.rows = rows
     if rows is not None:
         rows.clear(k for name in STREAMED for k in _KINDS[name])
+    roles_partial: list[NotCollected] = []  # role-holding groups whose members could not be read (read_roles)
 
     async def run(name: str, coro: Any, service: str) -> None:
         try:
@@ -266,6 +272,8 @@ async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, r
                 by_principal, notes = result
                 src.data[name] = by_principal
                 src.notes.extend(notes)
+                if roles_partial:
+                    src.partial[name] = roles_partial[0]
             elif name == "app_roles":
                 data, notes = result
                 src.data[name] = data
@@ -307,7 +315,7 @@ async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, r
     jobs = [
         run("domains", read_domains(g), "graph"),
         run("registration", _stream_registration(g, rows, src) if streamed else read_registration(g), "graph"),
-        run("roles", read_roles(g), "graph"),
+        run("roles", read_roles(g, partial=roles_partial), "graph"),
         run("grants", read_grants(g), "graph"),
         run("app_roles", _read_app_roles(conn, client_id), "graph"),
     ]
