@@ -11,7 +11,20 @@ principalId eq '{id}'`` lists them; each is revoked with ``POST /roleManagement/
 undo with ``"action": "adminAssign"`` and the original expiry when it is still ahead (graph-api.md §5.2). A tenant
 without P2 answers 400 AadPremiumLicenseRequired: it has no eligible assignments, and the plan says so.
 
-Not covered (the plan says so): roles held through a role-assignable group, and Exchange / Defender role groups.
+Roles held through a role-assignable group (an attacker with Privileged Role Administrator can add the account to a
+group that holds Global Administrator; removing direct assignments leaves that, graph-api.md §5.1):
+``GET /users/{id}/transitiveMemberOf/microsoft.graph.group`` lists the account's groups; for each role-assignable one
+the group's own active and PIM-eligible assignments are read (``principalId eq '{group id}'``), and ``GET /groups/{id}
+/members/microsoft.graph.user`` tells whether the account is a DIRECT member. Each such group is one target
+(``group:{group id}``): ``DELETE /groups/{id}/members/{user id}/$ref`` removes the membership, undo adds it back with
+``POST /groups/{id}/members/$ref`` ``{"@odata.id": ".../directoryObjects/{user id}"}`` (already a member: nothing to
+do). Both need GroupMember.ReadWrite.All and, because the group is role-assignable, RoleManagement.ReadWrite.Directory
+(group-delete-members / group-post-members). An account that holds the role only through a nested group is named in a
+note with the group chain: the step never removes a group from another group (that would change other people's
+access). Entra does not allow groups inside a role-assignable group today (groups-concept), so that path is defensive.
+Groups or memberships the app may not read (403) become a note naming the permission, never a silent "no groups".
+
+Not covered (the plan says so): Exchange / Defender role groups, and nested group memberships (named, not removed).
 """
 
 from __future__ import annotations
@@ -30,9 +43,13 @@ try:
 except ImportError:  # pragma: no cover - the collector defines the table
     ROLE_NAMES = {}
 
-NOT_COVERED = ("roles held through groups and Exchange/Defender role groups are not removed: review them in Entra ID "
-               "and the Exchange and Defender portals")
+NOT_COVERED = ("Exchange/Defender role groups are not removed, nor roles held through a nested group membership: review "
+               "them in Entra ID and the Exchange and Defender portals")
 ELIGIBLE_PREFIX = "eligible:"
+GROUP_PREFIX = "group:"
+GROUP_WRITE = "GroupMember.ReadWrite.All"
+ROLE_WRITE = "RoleManagement.ReadWrite.Directory"
+ALREADY_MEMBER = "one or more added object references already exist"
 JUSTIFICATION = "m365sweep: compromised-account response (remove_admin_roles)"
 
 
@@ -75,9 +92,17 @@ def _future(when: str | None) -> bool:
         return False
 
 
+def _group_name(g: Mapping[str, Any]) -> str:
+    return str(g.get("displayName") or g.get("id"))
+
+
+def _chain(names: list[str]) -> str:
+    return " > ".join(f"'{n}'" for n in names)
+
+
 class RemoveAdminRoles(BaseStep):
     name: ClassVar[str] = "remove_admin_roles"
-    permissions: ClassVar[tuple[str, ...]] = ("RoleManagement.ReadWrite.Directory",)
+    permissions: ClassVar[tuple[str, ...]] = (ROLE_WRITE, GROUP_WRITE)
     reversible: ClassVar[bool] = True
     summary: ClassVar[str] = "removes admin role assignments, recording them for later restore"
 
@@ -111,6 +136,8 @@ class RemoveAdminRoles(BaseStep):
                 raise
             eligible = []
             notes.append("PIM is not available in this tenant (no Entra ID P2): no eligible role assignments")
+        group_targets, group_notes = await self._group_targets(ctx, account)
+        notes.extend(group_notes)
         for e in eligible:
             rd = str(e.get("roleDefinitionId") or "")
             scope = str(e.get("directoryScopeId") or "/")
@@ -124,9 +151,104 @@ class RemoveAdminRoles(BaseStep):
                         "roleName": name, "eligible": True, "endDateTime": end},
                 after={"eligible": False},
                 data={"eligible": True, "roleDefinitionId": rd, "directoryScopeId": scope}))
-        return targets, notes, None
+        return targets + group_targets, notes, None
+
+    # ---- roles through role-assignable groups ----------------------------------------------------------------------
+    async def _group_roles(self, ctx: StepContext, group_id: str) -> list[str]:
+        """Names of the roles assigned to the group (active; PIM-eligible ones marked), sorted."""
+        names = {_role_name(a) + ("" if str(a.get("directoryScopeId") or "/") == "/"
+                                  else f" (scope {a.get('directoryScopeId')})")
+                 for a in await self._list(ctx, group_id)}
+        try:
+            names |= {f"{_role_name(e)} (PIM-eligible)" for e in await self._list_eligible(ctx, group_id)}
+        except ApiError as exc:
+            if not _no_pim(exc):
+                raise
+        return sorted(names)
+
+    async def _user_members(self, ctx: StepContext, group_id: str) -> set[str]:
+        rows = await ctx.graph.get_all(f"/groups/{seg(group_id)}/members/microsoft.graph.user",
+                                       params={"$select": "id"})
+        return {str(r.get("id") or "").lower() for r in rows}
+
+    async def _group_targets(self, ctx: StepContext, account: Account) -> tuple[list[Target], list[str]]:
+        """One target per role-assignable group holding a role that the account is a DIRECT member of; a note per
+        group it reaches only through nesting (with the chain), or when groups cannot be read."""
+        try:
+            groups = await ctx.graph.get_all(f"/users/{seg(account.id)}/transitiveMemberOf/microsoft.graph.group",
+                                             params={"$select": "id,displayName,isAssignableToRole"})
+        except ApiError as exc:
+            if not exc.is_permission:
+                raise
+            return [], [f"the account's group memberships could not be read ({exc.short()}): roles held through "
+                        "role-assignable groups were not checked; the app needs User.Read.All"]
+        mine = {str(g.get("id") or "").lower(): g for g in groups if g.get("id")}
+        targets: list[Target] = []
+        notes: list[str] = []
+        uid = account.id.lower()
+        # isAssignableToRole None: an app that may list memberships but not read groups sees ids only — check them.
+        for _key, g in sorted(mine.items()):
+            if g.get("isAssignableToRole") is False:
+                continue
+            try:
+                roles = await self._group_roles(ctx, g["id"])
+                if not roles:
+                    continue
+                direct = uid in await self._user_members(ctx, g["id"])
+                chain = [] if direct else await self._nesting_chain(ctx, g["id"], mine, uid)
+            except ApiError as exc:
+                if not exc.is_permission:
+                    raise
+                notes.append(f"role-assignable group '{_group_name(g)}' could not be read ({exc.short()}): whether "
+                             f"the account holds a role through it is unknown; the app needs {GROUP_WRITE} "
+                             f"(or GroupMember.Read.All) and {ROLE_WRITE}")
+                continue
+            name = _group_name(g)
+            granted = ", ".join(roles)
+            if direct:
+                targets.append(Target(
+                    key=f"{GROUP_PREFIX}{g['id']}",
+                    label=f"member of role-assignable group '{name}' (grants {granted})",
+                    before={"groupId": g["id"], "groupName": name, "roles": roles, "userId": account.id},
+                    after={"member": False}, data={"group_id": g["id"]}))
+            else:
+                path = _chain([name, *chain]) if chain else f"'{name}' (through a group the app cannot see)"
+                notes.append(f"the account holds {granted} through nested group membership {path}: not removed "
+                             "(the step never takes a group out of another group, which would change other members' "
+                             "access); remove the account from the innermost group, or the nesting, by hand")
+        return targets, notes
+
+    async def _nesting_chain(self, ctx: StepContext, top: str, mine: Mapping[str, Mapping[str, Any]],
+                             uid: str) -> list[str]:
+        """Group names from just inside ``top`` down to a group the account is a direct member of (breadth first,
+        through the account's own groups only); [] when no such path is visible."""
+        queue: list[tuple[str, list[str]]] = [(top, [])]
+        seen = {top.lower()}
+        while queue:
+            gid, path = queue.pop(0)
+            rows = await ctx.graph.get_all(f"/groups/{seg(gid)}/members/microsoft.graph.group",
+                                           params={"$select": "id,displayName"})
+            for r in rows:
+                child = str(r.get("id") or "").lower()
+                if child not in mine or child in seen:
+                    continue
+                seen.add(child)
+                step = [*path, _group_name(mine[child] if mine[child].get("displayName") else r)]
+                if uid in await self._user_members(ctx, child):
+                    return step
+                queue.append((child, step))
+        return []
 
     async def _apply_target(self, ctx: StepContext, plan: Plan, target: Target) -> Mapping[str, Any]:
+        if target.data.get("group_id"):
+            gid = str(target.data["group_id"])
+            try:
+                await ctx.graph.delete(f"/groups/{seg(gid)}/members/{seg(plan.account.id)}/$ref")
+            except ApiError as exc:
+                if exc.is_not_found:  # removed meanwhile (by an admin): nothing left to remove
+                    return {"member": False, "detail": "already not a member"}
+                raise
+            return {"member": False}
         if target.data.get("eligible"):
             body = {"action": "adminRemove", "principalId": plan.account.id,
                     "roleDefinitionId": target.data["roleDefinitionId"],
@@ -144,6 +266,8 @@ class RemoveAdminRoles(BaseStep):
 
     async def _undo(self, ctx: StepContext, entry: Mapping[str, Any]) -> str:
         before = entry.get("before") or {}
+        if before.get("groupId"):
+            return await self._undo_group(ctx, before, entry)
         principal = before.get("principalId") or entry.get("user_id")
         rd = str(before.get("roleDefinitionId") or "")
         scope = before.get("directoryScopeId") or "/"
@@ -202,3 +326,20 @@ class RemoveAdminRoles(BaseStep):
                 return f"PIM-eligible role {name} is already assigned"
             raise
         return f"PIM-eligible role {name} ({where}) restored" + (f" until {end}" if end else "")
+
+    async def _undo_group(self, ctx: StepContext, before: Mapping[str, Any], entry: Mapping[str, Any]) -> str:
+        gid = str(before["groupId"])
+        uid = str(before.get("userId") or entry.get("user_id") or "")
+        if not uid:
+            raise StepError("the journal holds no account to add back to the group")
+        name = before.get("groupName") or gid
+        body = {"@odata.id": f"{ctx.graph.base_url}/directoryObjects/{uid}"}
+        try:
+            await ctx.graph.post_json(f"/groups/{seg(gid)}/members/$ref", body)
+        except ApiError as exc:
+            # 400 "One or more added object references already exist ..." (group-post-members): added meanwhile.
+            if exc.status == 400 and ALREADY_MEMBER in (exc.message or "").lower():
+                return f"already a member of group '{name}'"
+            raise
+        roles = ", ".join(before.get("roles") or ())
+        return f"membership of group '{name}' restored" + (f" (grants {roles})" if roles else "")

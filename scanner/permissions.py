@@ -112,7 +112,12 @@ STEPS: dict[str, tuple[Need, ...]] = {
     "unblock_sending": (_x("Remove-BlockedSenderAddress"),),
     "block_sign_in": (_g("User.EnableDisableAccount.All", "User.ReadWrite.All", "Directory.ReadWrite.All"),),
     "disable_email_apps": (_x("Set-CASMailbox"),),
-    "remove_admin_roles": (_g("RoleManagement.ReadWrite.Directory"),),
+    "remove_admin_roles": (_g("RoleManagement.ReadWrite.Directory",
+                              why="direct and PIM-eligible role assignments; membership of role-assignable groups "
+                                  "needs it too"),
+                           _g("GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All",
+                              why="read and remove / restore the account's membership of role-assignable groups that "
+                                  "hold a role (together with RoleManagement.ReadWrite.Directory)")),
     "remove_auth_methods": (_g("UserAuthenticationMethod.ReadWrite.All"),),
     "revoke_oauth_grants": (_g("DelegatedPermissionGrant.ReadWrite.All"),),
     "remove_delegates": (_x("Remove-MailboxPermission, Remove-RecipientPermission, Set-Mailbox"),),
