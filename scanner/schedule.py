@@ -131,6 +131,7 @@ class SweepSchedule:
     caught_up: dict[str, bool] = field(default_factory=dict)
     outcomes: list[TenantOutcome] = field(default_factory=list)
     _cond: threading.Condition = field(default_factory=threading.Condition)
+    _summary_lock: threading.Lock = field(default_factory=threading.Lock)
     _latest: dict[str, TenantOutcome] = field(default_factory=dict)
 
     def run_job(self, key: str) -> TenantOutcome:
@@ -163,17 +164,21 @@ class SweepSchedule:
         with self._cond:
             self.outcomes.append(outcome)
             self._latest[key] = outcome
-            latest = [self._latest[k] for k in self.jobs if k in self._latest]
             if self.stop_after is not None and len(self.outcomes) >= self.stop_after:
                 # Paused from inside the job, before it returns: with max_instances=1 no further run of this
                 # tenant can have started yet, so exactly stop_after runs happen.
                 self.scheduler.pause()
             self._cond.notify_all()
         if self.out_root is not None and len(self.jobs) > 1:
-            try:
-                write_summary(self.out_root, latest)
-            except OSError:
-                log.exception("summary could not be written")
+            # Tenants finish concurrently: one writer at a time, each writing the newest outcomes (an older list
+            # written last would roll the summary back).
+            with self._summary_lock:
+                with self._cond:
+                    latest = [self._latest[k] for k in self.jobs if k in self._latest]
+                try:
+                    write_summary(self.out_root, latest)
+                except OSError:
+                    log.exception("summary could not be written")
         return outcome
 
     def wait_for_runs(self, n: int, timeout: float) -> bool:

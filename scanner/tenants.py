@@ -16,9 +16,12 @@ or above ``--fail-on``) > 3 (coverage gaps) > 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import re
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -495,9 +498,18 @@ def write_summary(root: Path, outcomes: Sequence[TenantOutcome],
     html = root / "summary.html"
     for path, text in ((js, json.dumps(data, indent=2, ensure_ascii=False) + "\n"),
                        (html, render_summary_html(data))):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        # A temporary file of its own per write, then an atomic rename: the scheduler's tenants finish concurrently,
+        # and two writers sharing one "summary.json.tmp" made one rename fail (the other had already moved it).
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=root)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.chmod(name, 0o644)
+            os.replace(name, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+            raise
     return js, html
 
 

@@ -197,3 +197,21 @@ def test_scheduled_run_resumes_tonights_scan_but_not_a_stale_one(make_sim_env: A
         tonight = store.begin_scan(env.cfg.tenant.tenant_id)  # e.g. cut short by a reboot after 02:00
         assert tonight
     assert fresh_unfinished_scan(env.cfg, prev)
+
+
+def test_concurrent_summary_writers_never_collide(tmp_path: Path) -> None:
+    # Scheduled tenants finish concurrently and each rewrites the cross-tenant summary: every write must land whole
+    # (a shared "summary.json.tmp" made one writer's rename fail when the other had already moved it).
+    from concurrent.futures import ThreadPoolExecutor
+
+    from scanner.tenants import write_summary
+
+    def write(_i: int) -> None:
+        for _ in range(20):
+            write_summary(tmp_path, [])
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(8)))  # re-raises any writer's exception
+    assert json.loads((tmp_path / "summary.json").read_text())["tenants"] == []
+    assert (tmp_path / "summary.html").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.html", "summary.json"]  # no temporary left
