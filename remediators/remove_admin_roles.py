@@ -132,10 +132,13 @@ class RemoveAdminRoles(BaseStep):
         try:
             eligible = await self._list_eligible(ctx, account.id)
         except ApiError as exc:
-            if not _no_pim(exc):
-                raise
             eligible = []
-            notes.append("PIM is not available in this tenant (no Entra ID P2): no eligible role assignments")
+            if _no_pim(exc):
+                notes.append("PIM is not available in this tenant (no Entra ID P2): no eligible role assignments")
+            else:
+                # The active roles still go; the operator is told what could not be checked.
+                notes.append(f"PIM-eligible role assignments could not be read ({exc.short()}): review them in "
+                             "Entra PIM, an eligible role can be activated again")
         group_targets, group_notes = await self._group_targets(ctx, account)
         notes.extend(group_notes)
         for e in eligible:

@@ -193,7 +193,13 @@ async def read_roles(graph: GraphApi, partial: list[NotCollected] | None = None
         if err.code in LICENCE_CODES or (err.status == 400 and "license" in err.message.lower()):
             notes.append("PIM eligibility not available (no Entra ID P2): no eligible assignments")
         else:
-            raise
+            # The active assignments are read and kept (they are what detection uses); only "eligible" is unknown:
+            # a partial gap that says so, not the loss of every account's roles.
+            note = f"PIM-eligible role assignments could not be read ({err.short()}): eligible roles are not shown"
+            notes.append(note)
+            if partial is not None:
+                partial.append(NotCollected(reason=note, code=err.code or (str(err.status) if err.status else None),
+                                            permission="RoleManagement.Read.Directory" if err.is_permission else None))
     await _expand_groups(graph, by_principal, notes, partial)
     return by_principal, notes
 

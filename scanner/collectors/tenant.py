@@ -273,7 +273,9 @@ async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, r
                 src.data[name] = by_principal
                 src.notes.extend(notes)
                 if roles_partial:
-                    src.partial[name] = roles_partial[0]
+                    first = roles_partial[0]
+                    src.partial[name] = first if len(roles_partial) == 1 else first.model_copy(
+                        update={"reason": "; ".join(p.reason for p in roles_partial)})
             elif name == "app_roles":
                 data, notes = result
                 src.data[name] = data

@@ -344,3 +344,20 @@ def test_other_exchange_warnings_are_logged_not_fatal(caplog: pytest.LogCaptureF
     with pytest.raises(ApiError) as exc:
         _check_warnings(cut, "Get-InboxRule", has_next=False)
     assert exc.value.code == "truncated"
+
+
+async def test_unreadable_pim_eligibility_keeps_the_active_roles_and_says_so(tmp_path: Path, tenant: Any) -> None:
+    # A service that does not answer the PIM list (not implemented, or refused): the active role assignments are still
+    # read and used; the gap says only eligibility is missing — never every account's roles lost.
+    admins = [u.userPrincipalName for u in tenant.iter_users() if tenant.roles_of(tenant.user(u.userPrincipalName))]
+    assert admins
+    tenant.faults.add("/roleEligibilitySchedules", kind="status", status=404, times=None, code="ResourceNotFound",
+                      message="Resource not found for the segment 'roleEligibilitySchedules'.")
+    env = _env(tmp_path, tenant)
+    result = await scan(env)
+    assert result.exit_code == 3
+    tenant_gaps = [e for e in result.errors if e["collector"] == "roles"]
+    assert tenant_gaps and all("PIM-eligible" in e["message"] for e in tenant_gaps), result.errors[:3]
+    roles = snapshot(env, result, admins[0]).get("roles")
+    assert roles and any(r.kind == "active" for r in roles)
+    assert_nothing_lost(env, result)

@@ -296,3 +296,13 @@ def test_a_role_assigned_since_the_last_scan_is_removed_by_the_default_playbook(
     # The optional lock-downs no finding is about stay off.
     assert u.accountEnabled is True
     assert "remove_admin_roles" in {r["step"] for r in s.journal(upn) if r["status"] == "verified"}
+
+
+def test_unreadable_pim_eligibility_does_not_stop_the_active_roles_from_going(scanned: tuple[Scanned, str]) -> None:
+    s, upn = scanned
+    s.tenant.faults.add("/roleEligibilitySchedules", kind="status", status=403, times=None,
+                        code="Authorization_RequestDenied", message="Insufficient privileges to complete the operation.")
+    res = s.remediate("--user", upn, "--step", "remove_admin_roles", "--yes")
+    assert res.exit_code == 0, res.output
+    assert s.tenant.roles_of(s.tenant.user(upn)) == []
+    assert "Entra PIM" in " ".join(res.output.split())
