@@ -9,6 +9,8 @@ import re
 import threading
 from typing import Any
 
+from tests.reliability.helpers import replay_body
+
 _USER_PATH = re.compile(r"/users/([^/?]+)/", re.I)
 
 
@@ -34,14 +36,7 @@ class RecordingApp:
         body = b"".join(chunks)
         with self._lock:
             self.requests.append((scope["method"], scope["path"], body))
-        sent = False
-
-        async def replay() -> dict[str, Any]:
-            nonlocal sent
-            if sent:
-                return {"type": "http.disconnect"}
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+        replay = replay_body(body)
 
         await self.app(scope, replay, send)
 

@@ -15,6 +15,7 @@ from typing import Any
 from scanner.store import Store
 from scanner.sweep import CHUNK, run_scan
 from tests.conftest import _create_app, make_sim_config
+from tests.reliability.helpers import replay_body
 
 
 class Recorder:
@@ -35,14 +36,7 @@ class Recorder:
                 break
         body = b"".join(chunks)
         self.batches.append([r["url"] for r in json.loads(body)["requests"]])
-        sent = False
-
-        async def replay() -> dict[str, Any]:
-            nonlocal sent
-            if sent:
-                return {"type": "http.disconnect"}
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+        replay = replay_body(body)
 
         return await self.app(scope, replay, send)
 

@@ -58,6 +58,20 @@ async def read_request(receive: Any) -> tuple[bytes, Any]:
     return b"".join(m.get("body", b"") for m in chunks), again
 
 
+def replay_body(body: bytes) -> Any:
+    """A ``receive`` that hands the wrapped app ``body`` (a request read, and perhaps rewritten, by a middleware)."""
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 def rewrite_body(send: Any, fix: Callable[[int, bytes], bytes]) -> Any:
     """A ``send`` that buffers the wrapped app's response and passes ``fix(status, body)`` on (content-length fixed)."""
     start: dict[str, Any] = {}

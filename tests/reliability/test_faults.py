@@ -285,7 +285,7 @@ class IgnoresResultSize:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         import json
 
-        from tests.reliability.helpers import read_request
+        from tests.reliability.helpers import read_request, replay_body
 
         if scope["type"] != "http" or "InvokeCommand" not in scope.get("path", ""):
             await self.app(scope, receive, send)
@@ -302,14 +302,7 @@ class IgnoresResultSize:
             return
         cmd.setdefault("Parameters", {})["ResultSize"] = str(self.limit)
         data = json.dumps(body).encode()
-        sent = False
-
-        async def replay() -> dict[str, Any]:
-            nonlocal sent
-            if sent:
-                return {"type": "http.disconnect"}
-            sent = True
-            return {"type": "http.request", "body": data, "more_body": False}
+        replay = replay_body(data)
 
         headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(data)).encode()))
