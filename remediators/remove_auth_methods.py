@@ -128,7 +128,10 @@ class RemoveAuthMethods(BaseStep):
     async def _apply_target(self, ctx: StepContext, plan: Plan, target: Target) -> Mapping[str, Any]:
         uid = seg(plan.account.id)
         try:
-            await ctx.graph.delete(f"/users/{uid}/authentication/{target.data['path']}/{seg(target.key)}")
+            path = target.data["path"]
+            # An external MFA method is a reference to the provider: documented as DELETE .../{id}/$ref.
+            ref = "/$ref" if path == "externalAuthenticationMethods" else ""
+            await ctx.graph.delete(f"/users/{uid}/authentication/{path}/{seg(target.key)}{ref}")
         except ApiError as exc:
             if is_default_refusal(exc):
                 raise StepError(await self._manual_default(ctx, plan, target)) from None

@@ -1584,8 +1584,14 @@ def dispatch(t: Tenant, req: Req):
                     return list_methods(t, req, u, coll)
                 if n == 5 and m == "GET":
                     return get_method(t, req, u, coll, s[4])
-                if n == 5 and m == "DELETE":
+                if n == 5 and m == "DELETE" and coll != "externalAuthenticationMethods":
                     return delete_method(t, req, u, coll, s[4])
+                if coll == "externalAuthenticationMethods" and m == "DELETE":
+                    # Documented as DELETE /users/{id}/authentication/externalAuthenticationMethods/{id}/$ref.
+                    if n == 6 and s[5] == "$ref":
+                        return delete_method(t, req, u, coll, s[4])
+                    raise GraphError(405, "Request_BadRequest", "The DELETE method is not supported on this "
+                                                                "resource; delete a reference with .../$ref.")
     elif head == "groups" and n >= 2:
         if n == 2 and m == "GET":
             return get_group(t, req, s[1])

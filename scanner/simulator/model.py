@@ -58,6 +58,8 @@ METHOD_TYPES = {  # typed sub-collection -> @odata.type
     "windowsHelloForBusinessMethods": "#microsoft.graph.windowsHelloForBusinessAuthenticationMethod",
     "passwordMethods": "#microsoft.graph.passwordAuthenticationMethod",
     "platformCredentialMethods": "#microsoft.graph.platformCredentialAuthenticationMethod",
+    # external MFA providers (an admin registers them; Graph deletes them through .../{id}/$ref)
+    "externalAuthenticationMethods": "#microsoft.graph.externalAuthenticationMethod",
 }
 TYPE_TO_COLLECTION = {v: k for k, v in METHOD_TYPES.items()}
 

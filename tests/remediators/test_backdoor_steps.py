@@ -38,6 +38,26 @@ def test_methods_and_grants_named_by_findings_are_removed(tmp_path: Path) -> Non
     assert f"/users/{u.id}/authentication/microsoftAuthenticatorMethods/{method['id']}" in deletes
 
 
+def test_an_external_mfa_method_named_by_a_finding_is_deleted_by_reference(tmp_path: Path) -> None:
+    # An external authentication method (a third-party MFA provider an admin registered on the account) is deleted
+    # with DELETE .../externalAuthenticationMethods/{id}/$ref, as Microsoft documents it.
+    t = generate_tenant(users=40, seed=5, scenarios=False)
+    upn = user_mailboxes(t, 1)[0]
+    u = t.user(upn)
+    plant_compromise(t, upn)
+    ext = t.add_method(u, "externalAuthenticationMethods", {"displayName": "Attacker MFA",
+                                                            "configurationId": "7f3d9a1c-0000-4000-8000-00000000e4a1"},
+                       created=t.now())
+    s = Scanned(tmp_path, t, create_app(t))
+    named = [f for f in s.store.findings(s.scan_id, upn) if f["detector"] == "auth.new_method"]
+    assert any(ext["id"] in str(f["evidence"]) for f in named), named
+    res = s.remediate("--user", upn, "--step", "remove_auth_methods", "--yes")
+    assert res.exit_code == 0, res.output
+    assert ext["id"] not in {m["id"] for m in t.methods(u)}
+    deletes = [m["path"] for m in t.mutations if m["method"] == "DELETE"]
+    assert f"/users/{u.id}/authentication/externalAuthenticationMethods/{ext['id']}" in deletes
+
+
 def test_delegates_named_by_findings_are_removed(tmp_path: Path) -> None:
     s, upn, other, _ = _setup(tmp_path)
     t, u = s.tenant, s.tenant.user(upn)
