@@ -345,20 +345,22 @@ async def _check(cfg: Any, *, credential: Any = None, transport: Any = None) -> 
         click.echo(f"Exchange application permissions: {', '.join(x_roles) or '(none)'}")
         if "Exchange.ManageAsApp" in x_roles:
             click.echo("note: Exchange also needs an Exchange RBAC role for the app (e.g. Exchange Recipient "
-                       "Administrator); a token cannot show it. Global Reader cannot run Get-InboxRule.")
+                       "Administrator for the mailbox cmdlets, View-Only Configuration for transport rules and "
+                       "outbound policies); a token cannot show it. Global Reader cannot run Get-InboxRule.")
+        width = max(len(n) for n in (*COLLECTORS, *STEPS))
         click.echo("\ncollectors:")
         required_missing = []
         for name, needs in COLLECTORS.items():
             miss = missing(needs, g_roles, x_roles)
             state = "available" if not miss else "MISSING " + ", ".join(f"{n.permission} ({n.service})" for n in miss)
-            click.echo(f"  {name:14} {state}")
+            click.echo(f"  {name:{width}} {state}")
             if name in REQUIRED_COLLECTORS and any(n.service == "graph" for n in miss):
                 required_missing.extend(n.permission for n in miss if n.service == "graph")
         click.echo("\nremediation steps:")
         for name, needs in STEPS.items():
             miss = missing(needs, g_roles, x_roles)
             state = "available" if not miss else "MISSING " + ", ".join(f"{n.permission} ({n.service})" for n in miss)
-            click.echo(f"  {name:20} {state}")
+            click.echo(f"  {name:{width}} {state}")
         try:
             await conn.graph.get_json("/users", params={"$top": 1, "$select": "id"})
             click.echo("\nprobe GET /users: ok")
