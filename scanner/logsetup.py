@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import sys
+import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -60,6 +61,13 @@ def secret_env_values(names: Iterable[str] = SECRET_ENV_VARS) -> list[str]:
     return [v for n in names if (v := os.environ.get(n))]
 
 
+def neutralise(text: str) -> str:
+    """Control and format characters (newlines, ESC, bidi overrides, zero-width) as ``\\uXXXX``: tenant strings in a
+    message (rule names, display names, service errors) can neither forge a log line nor drive the terminal."""
+    return "".join(ch if ch == "\t" or unicodedata.category(ch) not in ("Cc", "Cf") else f"\\u{ord(ch):04x}"
+                   for ch in text)
+
+
 class RedactingFilter(logging.Filter):
     """Rewrites records in place so no handler can emit a secret. Attach to handlers (not loggers) so records
     propagated from any library logger (httpx, azure.identity, apscheduler) pass through it too."""
@@ -75,7 +83,7 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a bad format string must not crash logging
             message = str(record.msg)
-        record.msg = redact(message, secrets)
+        record.msg = neutralise(redact(message, secrets))
         record.args = None
         if record.exc_info:
             # Format the traceback now, redacted, so the handler never formats the raw exception text.

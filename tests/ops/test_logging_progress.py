@@ -111,3 +111,18 @@ def test_redaction_keeps_step_names_but_hides_key_value_secrets() -> None:
     assert "step reset_password: done" in out
     for secret in ("abcdef123", "s3cr3t", "Hunter2!x"):
         assert secret not in out
+
+
+@pytest.mark.parametrize("fmt", ["plain", "json"])
+def test_tenant_strings_cannot_forge_log_lines_or_drive_the_terminal(fmt: str, log_stream: io.StringIO) -> None:
+    handler = setup_logging(fmt, "info", stream=log_stream)
+    try:
+        rule = "Inbox\n2026-12-04 02:00:00,000 INFO m365sweep.sweep: scan clean\x1b[2J\u202eevil"
+        logging.getLogger("m365sweep.test").warning("rule %r could not be disabled", rule)
+        logging.getLogger("m365sweep.test").warning("rule %s could not be disabled", rule)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    out = log_stream.getvalue()
+    assert len(out.splitlines()) == 2  # one line per record: the embedded newline did not start a forged one
+    assert "\x1b" not in out and "\u202e" not in out
+    assert "\\u001b[2J" in out and "\\u202eevil" in out
