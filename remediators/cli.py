@@ -51,7 +51,8 @@ class ConnectOptions:
 
 
 def _fail(msg: str) -> None:
-    click.echo(f"error: {msg}", err=True)
+    # The message can quote tenant strings (a UPN, a rule, the service's error): never let them drive the terminal.
+    click.echo("error: " + "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in msg), err=True)
     sys.exit(2)
 
 

@@ -381,7 +381,8 @@ async def _check(cfg: Any, *, credential: Any = None, transport: Any = None) -> 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
+    # Error texts can quote the service or the tenant (a rule name, an Exchange message): printable only.
+    return _printable((text[0] if text else type(exc).__name__)[:300])
 
 
 # ---------------------------------------------------------------------------------------------------------- main
@@ -433,7 +434,7 @@ def _handle(exc: BaseException, debug: bool) -> int:
         click.echo(f"error: {_first_line(exc)}", err=True)
         return 2
     if isinstance(exc, ApiError) and (exc.is_permission or exc.is_auth):
-        click.echo(f"error: {exc.short()}", err=True)
+        click.echo(f"error: {_printable(exc.short())}", err=True)
         return 2
     name = type(exc).__name__
     if name in ("ClientAuthenticationError", "CredentialUnavailableError", "AuthenticationRequiredError"):

@@ -179,3 +179,17 @@ def test_database_left_by_another_program_is_refused(tmp_path: Path) -> None:
     con.close()
     with pytest.raises(StoreError):
         Store(db)
+
+
+def test_an_error_quoting_tenant_text_prints_one_inert_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from scanner.cli import UserError, _handle
+    from scanner.graph.client import ApiError
+
+    assert _handle(UserError("mailbox 'evil\x1b[2J\u202e' not found\nsecond line"), debug=False) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err and "\u202e" not in err
+    assert "\\u001b[2J\\u202e" in err
+    denied = ApiError("Access denied for rule 'x\x07'", status=403, code="ErrorAccessDenied", service="exchange")
+    assert _handle(denied, debug=False) == 2
+    err = capsys.readouterr().err
+    assert "\x07" not in err and "\\u0007" in err
