@@ -641,6 +641,9 @@ _TRUNCATION_WARNING = re.compile(r"only the first \d+ items|ResultSize|more resu
                                  re.IGNORECASE)
 
 
+_WARNED: set[tuple[str, str]] = set()
+
+
 def _check_warnings(data: Mapping[str, Any], cmdlet: str, *, has_next: bool) -> None:
     """``@adminapi.warnings`` of an InvokeCommand answer (graph-api.md §3.2): a read the service says it cut short, with
     no next page to follow, is an error (a gap), never a silently shorter list; other warnings are logged."""
@@ -653,6 +656,12 @@ def _check_warnings(data: Mapping[str, Any], cmdlet: str, *, has_next: bool) -> 
     if cmdlet.startswith("Get-") and not has_next and any(_TRUNCATION_WARNING.search(t) for t in texts):
         raise ApiError(f"the service returned only part of the result: {texts[0]}", code="truncated",
                        service="exchange", path=cmdlet)
+    key = (cmdlet, texts[0][:120])
+    if key in _WARNED:
+        _log.debug("Exchange %s warned: %s", cmdlet, " | ".join(texts))
+        return
+    if len(_WARNED) < 500:
+        _WARNED.add(key)  # the same warning for each of 100k mailboxes is logged once, not 100k times
     _log.warning("Exchange %s warned: %s", cmdlet, " | ".join(texts))
 
 
