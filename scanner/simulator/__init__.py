@@ -50,7 +50,12 @@ null; the planted and benign rules are data: ``scenarios/tenant/transport_rules.
 {...})`` (``scanner.simulator.outbound``: the auto-forwarding controls served by ``Get-RemoteDomain``,
 ``Get-HostedOutboundSpamFilterPolicy`` and ``Get-HostedOutboundSpamFilterRule``, properties in the cmdlets' names;
 ``outbound.state(tenant)`` holds them; the defaults and the planted bookkeeper exception are data:
-``scenarios/tenant/outbound_policy.json``), ``tenant.advance(seconds)`` (frozen clock only).
+``scenarios/tenant/outbound_policy.json``), ``role_groups.add_member(tenant, "Organization Management", upn)`` /
+``role_groups.apply_overnight(tenant)`` (``scanner.simulator.role_groups``: Exchange RBAC role groups served by
+``Get-RoleGroup`` / ``Get-RoleGroupMember`` and changed by ``Add-`` / ``Remove-RoleGroupMember``; the built-in groups,
+their standing members and the planted overnight addition of a taken-over mailbox to Organization Management are
+data: ``scenarios/tenant/role_groups.json``; ``role_groups.members_of(tenant, group)``), ``tenant.advance(seconds)``
+(frozen clock only).
 
 Fault injection (deterministic): ``tenant.faults.add(match, kind, status=None, times=1, upn=None, method=None,
 retry_after="1", code=None, message=None)``. ``match`` is a regex searched in the Graph path (``/v1.0/users/...``)

@@ -352,6 +352,11 @@ KNOWN_PARAMS = {
     "Get-RemoteDomain": {"Identity"},
     "Get-HostedOutboundSpamFilterPolicy": {"Identity"},
     "Get-HostedOutboundSpamFilterRule": {"Identity", "State"},
+    # Exchange RBAC role groups (simulator/role_groups.py)
+    "Get-RoleGroup": {"Identity", "Filter", "ResultSize", "ShowPartnerLinked", "SortBy"},
+    "Get-RoleGroupMember": {"Identity", "ResultSize"},
+    "Add-RoleGroupMember": {"Identity", "Member", "BypassSecurityGroupManagerCheck", "Confirm"},
+    "Remove-RoleGroupMember": {"Identity", "Member", "BypassSecurityGroupManagerCheck", "Confirm"},
 }
 
 
@@ -574,6 +579,10 @@ def _run(t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
         from . import outbound
 
         return outbound.run(t, cmdlet, params), warnings
+    if cmdlet in ("Get-RoleGroup", "Get-RoleGroupMember", "Add-RoleGroupMember", "Remove-RoleGroupMember"):
+        from . import role_groups
+
+        return role_groups.run(t, cmdlet, params), warnings
     if cmdlet == "Get-AcceptedDomain":
         rows = [{"Identity": d, "Name": d, "DomainName": d, "DomainType": "Authoritative", "Default": d == t.primary_domain,
                  "InitialDomain": d.endswith(".onmicrosoft.com")} for d in t.domains]
