@@ -139,6 +139,8 @@ COLLECTOR_MEANING = {
     "outbound_policy": "outbound auto-forwarding policies and remote domains not read: no documented forwarding "
                        "exception can suppress an external forward, and whether each forward is delivered or blocked "
                        "is not stated",
+    "exchange_role_groups": "Exchange role groups (Organization Management, Discovery Management ...) not read: an "
+                            "account given Exchange admin rights would not be seen",
     "user": "the account itself could not be read",
 }
 

@@ -31,6 +31,14 @@ OUTBOUND_POLICY_ROLE = ("an Exchange RBAC role holding Get-RemoteDomain and Get-
                         "-Rule: \"View-Only Configuration\" (role group View-Only Organization Management, or the Entra "
                         "role Global Reader), or Organization Management (Exchange Administrator)")
 
+# Get-RoleGroup / Get-RoleGroupMember read RBAC configuration (Microsoft365DSC EXORoleGroup: read = "View-Only
+# Configuration"); Add-/Remove-RoleGroupMember change it (update = "Role Management", only in Organization Management).
+ROLE_GROUPS_READ_ROLE = ("an Exchange RBAC role holding Get-RoleGroup and Get-RoleGroupMember: \"View-Only "
+                         "Configuration\" (role group View-Only Organization Management, or the Entra role Global "
+                         "Reader) or \"Role Management\" (Organization Management; Exchange Administrator)")
+ROLE_GROUPS_WRITE_ROLE = ("the Exchange RBAC role \"Role Management\" (role group Organization Management; the Entra "
+                          "role Exchange Administrator)")
+
 
 @dataclass(frozen=True)
 class Need:
@@ -95,6 +103,9 @@ COLLECTORS: dict[str, tuple[Need, ...]] = {
     "outbound_policy": (_x("Get-RemoteDomain, Get-HostedOutboundSpamFilterPolicy, Get-HostedOutboundSpamFilterRule: "
                            "the documented external auto-forwarding exceptions (forwarding false-positive suppressor); "
                            "plus the Exchange role View-Only Configuration"),),
+    "exchange_role_groups": (_x("Get-RoleGroup, Get-RoleGroupMember: Exchange role groups and their members "
+                                "(Exchange admin rights Entra roles do not show); plus the Exchange role View-Only "
+                                "Configuration (or Role Management)"),),
 }
 
 # Collectors without which no scan is possible: a 403 here is exit 2, not a coverage gap.
@@ -117,7 +128,9 @@ STEPS: dict[str, tuple[Need, ...]] = {
                                   "needs it too"),
                            _g("GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All",
                               why="read and remove / restore the account's membership of role-assignable groups that "
-                                  "hold a role (together with RoleManagement.ReadWrite.Directory)")),
+                                  "hold a role (together with RoleManagement.ReadWrite.Directory)"),
+                           _x("Remove-RoleGroupMember / Add-RoleGroupMember (undo): Exchange role-group membership; "
+                              "plus the Exchange role Role Management (Organization Management)")),
     "remove_auth_methods": (_g("UserAuthenticationMethod.ReadWrite.All"),),
     "revoke_oauth_grants": (_g("DelegatedPermissionGrant.ReadWrite.All"),),
     "remove_delegates": (_x("Remove-MailboxPermission, Remove-RecipientPermission, Set-Mailbox"),),

@@ -31,6 +31,8 @@ OAUTH_GRANTS = "oauth_grants"
 DELEGATES = "delegates"
 SENDING = "sending"
 PROTOCOLS = "protocols"  # Get-CASMailbox
+# Exchange Online RBAC role groups the account is a member of (Get-RoleGroup / Get-RoleGroupMember, read tenant-wide)
+EXCHANGE_ROLE_GROUPS = "exchange_role_groups"
 
 COLLECTIONS = (
     FORWARDING,
@@ -43,6 +45,7 @@ COLLECTIONS = (
     DELEGATES,
     SENDING,
     PROTOCOLS,
+    EXCHANGE_ROLE_GROUPS,
 )
 
 
@@ -160,6 +163,21 @@ class RoleAssignment(_Frozen):
     via_group: bool = False
 
 
+class ExchangeRoleGroupMembership(_Frozen):
+    """The account is a member of an Exchange Online role group (``Get-RoleGroupMember``), which grants it the group's
+    management roles in Exchange RBAC — admin rights Entra directory roles do not show (detections.md §D1 "Exchange
+    RBAC ... management role assignments"). ``via_group``: the member Exchange listed was a mail-enabled security
+    group the account belongs to (its name), not the account itself."""
+
+    group: str  # the role group's Name ("Organization Management")
+    group_identity: str | None = None  # Identity / Guid: what Remove-RoleGroupMember -Identity takes
+    group_guid: str | None = None
+    roles: tuple[str, ...] = ()  # management role names ("Role Management", "Mail Recipients", ...)
+    role_group_type: str | None = None  # "Standard" | "Linked" | ...
+    member: str | None = None  # how Get-RoleGroupMember printed the member (Name / Identity)
+    via_group: str | None = None
+
+
 class OAuthGrant(_Frozen):
     id: str
     client_id: str  # the client service principal's object id
@@ -206,6 +224,7 @@ _COLLECTION_TYPES: dict[str, Any] = {
     DELEGATES: tuple[Delegate, ...],
     SENDING: SendingStatus,
     PROTOCOLS: Protocols,
+    EXCHANGE_ROLE_GROUPS: tuple[ExchangeRoleGroupMembership, ...],
 }
 
 
@@ -223,6 +242,8 @@ class AccountSnapshot(_Frozen):
     delegates: tuple[Delegate, ...] | NotCollected | None = None
     sending: SendingStatus | NotCollected | None = None
     protocols: Protocols | NotCollected | None = None
+    # None in scans stored before this collection existed ("absent": not read, never "no membership")
+    exchange_role_groups: tuple[ExchangeRoleGroupMembership, ...] | NotCollected | None = None
 
     @property
     def upn(self) -> str:
@@ -426,6 +447,23 @@ class OutboundPolicy(_Frozen):
     rules: tuple[OutboundSpamRule, ...] = ()
 
 
+class ExchangeRoleGroup(_Frozen):
+    """One Exchange Online role group (``Get-RoleGroup``) with its members as ``Get-RoleGroupMember`` printed them.
+    Tenant-level: what each member account is in reaches its snapshot as :class:`ExchangeRoleGroupMembership`; the
+    members that match no account of the scan (``unresolved_members``: a name no mailbox or user carries, a group
+    whose members were not read, a service principal) are kept here so they are named, never dropped."""
+
+    name: str
+    identity: str | None = None
+    guid: str | None = None
+    roles: tuple[str, ...] = ()
+    role_group_type: str | None = None
+    description: str | None = None
+    when_changed: datetime | None = None
+    members: tuple[str, ...] = ()  # every member as printed (Name, else Identity)
+    unresolved_members: tuple[str, ...] = ()  # "<name> (<RecipientType>)" of members matched to no account
+
+
 class TenantInfo(_Frozen):
     """Tenant-level facts every detector may use."""
 
@@ -454,3 +492,6 @@ class TenantInfo(_Frozen):
     # The outbound auto-forwarding allow-list (remote domains, outbound spam filter policies and rules); None when it
     # could not be read (or the scan predates this field) — "unknown", never "no policy".
     outbound_policy: OutboundPolicy | None = None
+    # Exchange Online role groups with their roles and members; None when Get-RoleGroup / Get-RoleGroupMember could
+    # not be read (or the scan predates this field) — "unknown", never "no members".
+    exchange_role_groups: tuple[ExchangeRoleGroup, ...] | None = None

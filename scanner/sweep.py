@@ -229,7 +229,8 @@ async def _collect(cfg: Config, store: Store, scan_id: str, conn: Any, *, resume
                       all_principals_grants=all_p, all_principals_grants_read="grants" not in sources.gaps,
                       privileged_principals=sources.privileged_principals(),
                       app_role_grants=sources.app_role_grants(), scanner_app_id=sources.scanner_app_id(),
-                      transport_rules=sources.transport_rules(), outbound_policy=sources.outbound_policy())
+                      transport_rules=sources.transport_rules(), outbound_policy=sources.outbound_policy(),
+                      exchange_role_groups=sources.exchange_role_groups())
 
 
 async def _abort_users(err: ApiError, tasks: set[asyncio.Task[None]]) -> None:

@@ -382,7 +382,7 @@ class AccountCollector:
         except DATA_ERRORS as exc:
             user = User(id=uid, user_principal_name=upn, mailbox_type=mailbox_type)
             gaps.append(Gap(upn, "user", _malformed(exc, "user properties")))
-        base: dict[str, Any] = {"user": user, "auth_methods": st["methods"], **self._tenant_level(uid)}
+        base: dict[str, Any] = {"user": user, "auth_methods": st["methods"], **self._tenant_level(uid, upn)}
         if not has_mailbox:
             return AccountSnapshot(**base, **{c: no_mailbox() for c in MAILBOX_COLLECTIONS})
         for attempt in range(3):
@@ -403,7 +403,7 @@ class AccountCollector:
             return snap
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _tenant_level(self, uid: str) -> dict[str, Any]:
+    def _tenant_level(self, uid: str, upn: str) -> dict[str, Any]:
         src, key = self.src, uid.lower()
         out: dict[str, Any] = {}
         reg = self._registration()
@@ -421,6 +421,8 @@ class AccountCollector:
             out["oauth_grants"] = tuple(OAuthGrant(**g) for g in src.data["grants"]["by_principal"].get(key, []))
         else:
             out["oauth_grants"] = src.gaps.get("grants")
+        # Exchange role groups: joined by Entra id / mailbox names / UPN (a member needs no mailbox of its own)
+        out["exchange_role_groups"] = src.role_group_memberships(uid, upn)
         return out
 
     def _mailbox_collections(self, u: dict[str, Any], row: dict[str, Any] | None, st: dict[str, Any],

@@ -19,6 +19,14 @@ from scanner.collectors._util import gap
 from scanner.collectors.app_roles import read_app_roles, scanner_app_id
 from scanner.collectors.delegates import index_send_as, read_send_as
 from scanner.collectors.domains import read_domains
+from scanner.collectors.exchange_role_groups import (
+    RoleGroupReadError,
+    index_role_groups,
+    memberships_for,
+    read_role_groups,
+    role_groups_gap,
+    tenant_role_groups,
+)
 from scanner.collectors.oauth_grants import read_grants
 from scanner.collectors.outbound_policy import OutboundReadError, outbound_policy_gap, read_outbound_policy
 from scanner.collectors.registration import compact_registration, read_registration
@@ -27,7 +35,15 @@ from scanner.collectors.tenant_rows import RowIndex, RowMap, RowStore, StoredMai
 from scanner.collectors.transport_rules import read_transport_rules, transport_rules_gap
 from scanner.graph.client import ApiError, ExchangeApi, GraphApi
 from scanner.graph.factory import Connection, token_claims
-from scanner.snapshot import AppRoleGrant, NotCollected, OutboundPolicy, PrivilegedPrincipal, TransportRule
+from scanner.snapshot import (
+    AppRoleGrant,
+    ExchangeRoleGroup,
+    ExchangeRoleGroupMembership,
+    NotCollected,
+    OutboundPolicy,
+    PrivilegedPrincipal,
+    TransportRule,
+)
 
 # source name -> the snapshot collection (or pseudo-collector) it feeds, for gap messages and permission names
 SOURCES = {
@@ -37,6 +53,9 @@ SOURCES = {
     "transport_rules": "transport_rules",  # Get-TransportRule: the organisation's mail-flow rules (tenant-level only)
     # Get-RemoteDomain + Get-HostedOutboundSpamFilterPolicy / -Rule: the auto-forwarding exceptions (TenantInfo)
     "outbound_policy": "outbound_policy",
+    # Get-RoleGroup + Get-RoleGroupMember: Exchange RBAC role groups; each member account's snapshot gets its
+    # memberships (joined through the mailbox directory at assembly), unresolved members stay on TenantInfo
+    "exchange_role_groups": "exchange_role_groups",
 }
 # Sources that only feed TenantInfo (built once every source is read): per-account assembly never waits for them.
 TENANT_ONLY = ("app_roles", "transport_rules", "outbound_policy")
@@ -64,6 +83,9 @@ class TenantSources:
     _pulse: dict[str, asyncio.Event] = field(default_factory=dict)
     _finished: bool = False
     _send_as_indexed: bool = False
+    # account key -> Exchange role-group memberships, and role group -> unresolved members (built once, lazily: the
+    # join needs the mailbox directory)
+    _rg_index: tuple[dict[str, list[dict[str, Any]]], dict[str, list[str]]] | None = None
 
     def ok(self, name: str) -> bool:
         return name in self.data
@@ -151,6 +173,25 @@ class TenantSources:
         if "outbound_policy" not in self.data:
             return None
         return OutboundPolicy.model_validate(self.data["outbound_policy"])
+
+    def _role_group_index(self) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[str]]]:
+        if self._rg_index is None:
+            self._rg_index = index_role_groups(self.data.get("exchange_role_groups") or [], self.directory)
+        return self._rg_index
+
+    def role_group_memberships(self, user_id: str, upn: str
+                               ) -> tuple[ExchangeRoleGroupMembership, ...] | NotCollected | None:
+        """The account's Exchange role-group memberships; the source's gap when it could not be read (None: the
+        source was not read at all in this scan, e.g. Exchange off)."""
+        if "exchange_role_groups" not in self.data:
+            return self.gaps.get("exchange_role_groups")
+        return memberships_for(self._role_group_index()[0], user_id, upn)
+
+    def exchange_role_groups(self) -> tuple[ExchangeRoleGroup, ...] | None:
+        """Every role group with its roles, members and unresolved members; None when not read ("unknown")."""
+        if "exchange_role_groups" not in self.data:
+            return None
+        return tenant_role_groups(self.data["exchange_role_groups"], self._role_group_index()[1])
 
     def scanner_app_id(self) -> str | None:
         return (self.data.get("app_roles") or {}).get("scanner_app_id")
@@ -263,6 +304,8 @@ async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, r
             result = await coro
         except OutboundReadError as err:  # names the one of its three cmdlets that failed, and the Exchange role
             src.gaps[name] = outbound_policy_gap(err.cmdlet, err.err)
+        except RoleGroupReadError as err:  # Get-RoleGroup or Get-RoleGroupMember, and the Exchange role
+            src.gaps[name] = role_groups_gap(err.cmdlet, err.err)
         except ApiError as err:
             # Get-TransportRule needs an Exchange configuration role the mailbox cmdlets do not: name it.
             special = transport_rules_gap(err) if name == "transport_rules" else None
@@ -286,6 +329,10 @@ async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, r
                 src.notes.extend(notes)
             elif name == "mailboxes":
                 src.data[name] = result if isinstance(result, str) else result.rows
+            elif name == "exchange_role_groups":
+                groups, notes = result
+                src.data[name] = groups
+                src.notes.extend(notes)
             else:
                 src.data[name] = result
         finally:
@@ -330,9 +377,11 @@ async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, r
             run("blocked", exo.read_blocked_senders(x), "exchange"),
             run("transport_rules", read_transport_rules(x), "exchange"),
             run("outbound_policy", read_outbound_policy(x), "exchange"),
+            run("exchange_role_groups", read_role_groups(x), "exchange"),
         ]
     else:
-        for name in ("mailboxes", "cas", "send_as", "blocked", "transport_rules", "outbound_policy"):
+        for name in ("mailboxes", "cas", "send_as", "blocked", "transport_rules", "outbound_policy",
+                     "exchange_role_groups"):
             src._event(name).set()
     await asyncio.gather(*jobs)
     return src.finish()

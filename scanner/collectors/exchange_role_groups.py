@@ -1,0 +1,225 @@
+"""Exchange Online RBAC role groups and their members, read once per tenant (detections.md §D1 "Exchange RBAC ...
+new management role assignments").
+
+An attacker holding an admin account can make a taken-over mailbox a member of an Exchange *role group* ("Organization
+Management", "Recipient Management", "Discovery Management", a custom group holding "Mailbox Import Export" or
+"ApplicationImpersonation" ...): Exchange admin rights that Entra directory roles do not show. Two cmdlets:
+
+- ``Get-RoleGroup`` (``ResultSize Unlimited``): ``Name``, ``Identity``, ``Guid`` / ``ExchangeObjectId``, ``Roles``
+  (management role names; a role may be printed as its full identity, ``<org>\\<role>`` or a DN-like path: the last
+  segment is kept), ``RoleGroupType`` ("Standard", "Linked" ...), ``Description``, ``WhenChanged``, and ``Members``
+  (names only — not used: it cannot tell a user from a group).
+- ``Get-RoleGroupMember -Identity <group>`` for each group: ``ReducedRecipient`` objects — ``Name``, ``Identity``,
+  ``DisplayName``, ``RecipientType`` ("UserMailbox", "User", "MailUniversalSecurityGroup" ...),
+  ``ExternalDirectoryObjectId`` (the Entra object id, when the member is synchronised to Entra), ``PrimarySmtpAddress``,
+  ``WindowsLiveID``, ``DistinguishedName``, ``Guid``.
+
+Read liberally (graph-api.md §3.2): a multi-valued property may be an array, a single string or null; a member may
+come back as a bare string (its name) instead of an object.
+
+Members are joined to accounts by ``ExternalDirectoryObjectId``, else through the mailbox directory the scan already
+has (name, alias, UPN, address, DN, GUID: :class:`scanner.collectors.exchange.DirectoryLookups`), else by the address
+/ WindowsLiveID as a UPN. A member matched to none of these, and a group member (its members are not expanded), is
+kept as an *unresolved member* of the role group (``TenantInfo.exchange_role_groups``): named, never dropped.
+
+Permissions: ``Exchange.ManageAsApp`` plus an Exchange role that holds both cmdlets — "View-Only Configuration"
+(role group View-Only Organization Management; the Entra role Global Reader) or "Role Management" (Organization
+Management; Exchange Administrator). The recipient roles the per-mailbox collectors need do not include them. A
+refusal (403, or "not recognized as a name of a cmdlet") is a coverage gap naming the cmdlet and that role, never
+"no members". A group deleted between the two calls (not found) is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from scanner.collectors._util import as_list, as_str, parse_dt, parse_recipient
+from scanner.graph.client import ApiError, ExchangeApi
+from scanner.permissions import ROLE_GROUPS_READ_ROLE
+from scanner.snapshot import ExchangeRoleGroup, ExchangeRoleGroupMembership, NotCollected
+
+GROUPS = "Get-RoleGroup"
+MEMBERS = "Get-RoleGroupMember"
+_MS_DATE = re.compile(r"^/Date\((-?\d+)(?:[+-]\d{4})?\)/$")
+_NOT_IN_ROLE = re.compile(r"CommandNotFoundException|is not recognized as (?:the |a )?name of a cmdlet", re.I)
+_CONCURRENCY = 4  # Get-RoleGroupMember calls in flight: a tenant has ~15-40 role groups
+
+
+class RoleGroupReadError(Exception):
+    """One of the two cmdlets failed: which one, and the API error."""
+
+    def __init__(self, cmdlet: str, err: ApiError) -> None:
+        super().__init__(f"{cmdlet}: {err.short()}")
+        self.cmdlet, self.err = cmdlet, err
+
+
+def role_groups_gap(cmdlet: str, err: ApiError) -> NotCollected:
+    """The coverage gap for a failed read: a refusal names the cmdlet and the Exchange role; else what failed."""
+    code = err.code or (str(err.status) if err.status else None)
+    if err.is_permission or _NOT_IN_ROLE.search(err.message or ""):
+        return NotCollected(
+            reason=f"access denied to {cmdlet}; the app needs Exchange.ManageAsApp and {ROLE_GROUPS_READ_ROLE} "
+                   f"({err.short()}). Exchange role-group memberships (Exchange admin rights) are unknown",
+            code=code, permission=f"Exchange.ManageAsApp + {ROLE_GROUPS_READ_ROLE}")
+    return NotCollected(reason=f"{cmdlet} failed: {err.short()}", code=code)
+
+
+def _when(value: Any) -> str | None:
+    if isinstance(value, str):
+        m = _MS_DATE.match(value.strip())
+        if m:
+            return datetime.fromtimestamp(int(m.group(1)) / 1000, UTC).isoformat()
+    d = parse_dt(value)
+    return d.isoformat() if d else None
+
+
+def role_name(value: Any) -> str | None:
+    """A management role as Get-RoleGroup prints it (a name, ``org\\Role``, a path ``.../Configuration/Role``, or an
+    object with Name) -> its name."""
+    if isinstance(value, dict):
+        value = value.get("Name") or value.get("Identity")
+    text = as_str(value)
+    if text is None:
+        return None
+    return re.split(r"[\\/]", text)[-1].strip() or None
+
+
+def role_group_row(r: dict[str, Any]) -> dict[str, Any] | None:
+    """One Get-RoleGroup object as plain JSON; None for an object without a name."""
+    name = as_str(r.get("Name")) or as_str(r.get("DisplayName")) or as_str(r.get("Identity"))
+    if name is None:
+        return None
+    roles: list[str] = []
+    for v in as_list(r.get("Roles")):
+        n = role_name(v)
+        if n and n not in roles:
+            roles.append(n)
+    guid = as_str(r.get("Guid")) or as_str(r.get("ExchangeObjectId"))
+    return {"name": name, "identity": as_str(r.get("Identity")) or guid, "guid": guid, "roles": roles,
+            "role_group_type": as_str(r.get("RoleGroupType")), "description": as_str(r.get("Description")),
+            "when_changed": _when(r.get("WhenChanged") or r.get("WhenChangedUTC")), "members": []}
+
+
+def member_row(m: Any) -> dict[str, Any] | None:
+    """One Get-RoleGroupMember object (or a bare name) as plain JSON."""
+    if not isinstance(m, dict):
+        name = as_str(m)
+        return {"name": name, "identity": name, "recipient_type": None, "id": None, "keys": [name]} if name else None
+    name = as_str(m.get("Name")) or as_str(m.get("DisplayName")) or as_str(m.get("Identity"))
+    if name is None:
+        return None
+    keys: list[str] = []
+    for k in ("PrimarySmtpAddress", "WindowsLiveID", "MicrosoftOnlineServicesID", "UserPrincipalName", "Identity",
+              "Name", "Alias", "DisplayName", "DistinguishedName", "Guid", "ExchangeObjectId"):
+        v = as_str(m.get(k))
+        if v and v not in keys:
+            keys.append(v)
+    return {"name": name, "identity": as_str(m.get("Identity")) or name,
+            "recipient_type": as_str(m.get("RecipientTypeDetails")) or as_str(m.get("RecipientType")),
+            "id": (as_str(m.get("ExternalDirectoryObjectId")) or "").lower() or None, "keys": keys}
+
+
+async def read_role_groups(ex: ExchangeApi) -> tuple[list[dict[str, Any]], list[str]]:
+    """(every role group with its members, notes). Raises :class:`RoleGroupReadError` naming the failed cmdlet."""
+    groups: list[dict[str, Any]] = []
+    try:
+        async for page in ex.iter_invoke(GROUPS, {"ResultSize": "Unlimited"}):
+            groups.extend(g for g in (role_group_row(r) for r in page) if g is not None)
+    except ApiError as err:
+        raise RoleGroupReadError(GROUPS, err) from None
+    notes: list[str] = []
+    sem = asyncio.Semaphore(_CONCURRENCY)
+
+    async def members(g: dict[str, Any]) -> None:
+        async with sem:
+            try:
+                rows = await ex.invoke(MEMBERS, {"Identity": g["identity"] or g["name"], "ResultSize": "Unlimited"})
+            except ApiError as err:
+                if err.is_not_found or "couldn't be found" in (err.message or ""):
+                    notes.append(f"role group {g['name']!r} was listed but is gone ({err.short()}): skipped")
+                    g["gone"] = True
+                    return
+                raise RoleGroupReadError(MEMBERS, err) from None
+        g["members"] = [m for m in (member_row(r) for r in rows) if m is not None]
+
+    await asyncio.gather(*(members(g) for g in groups))
+    groups = [g for g in groups if not g.pop("gone", False)]
+    groups.sort(key=lambda g: g["name"].lower())
+    return groups, notes
+
+
+def _is_group(m: dict[str, Any]) -> bool:
+    return "group" in (m.get("recipient_type") or "").lower()
+
+
+def index_role_groups(groups: list[dict[str, Any]], directory: Any | None
+                      ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[str]]]:
+    """(account key -> memberships in :class:`ExchangeRoleGroupMembership` fields, role group name -> unresolved
+    members). Account keys are ``id:<entra object id>`` and ``upn:<lower-case UPN or address>``."""
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    unresolved: dict[str, list[str]] = {}
+    for g in groups:
+        base = {"group": g["name"], "group_identity": g.get("identity"), "group_guid": g.get("guid"),
+                "roles": list(g.get("roles") or ()), "role_group_type": g.get("role_group_type")}
+        for m in g.get("members") or ():
+            if _is_group(m):
+                # Nested groups are not expanded (their members are not read): named, so no one reads it as "none".
+                unresolved.setdefault(g["name"], []).append(f"{m['name']} ({m.get('recipient_type')}: members not "
+                                                            "expanded)")
+                continue
+            keys = _account_keys(m, directory)
+            if not keys:
+                unresolved.setdefault(g["name"], []).append(
+                    m["name"] + (f" ({m['recipient_type']})" if m.get("recipient_type") else ""))
+                continue
+            row = {**base, "member": m.get("name")}
+            for k in keys:
+                by_key.setdefault(k, []).append(row)
+    return by_key, unresolved
+
+
+def _account_keys(m: dict[str, Any], directory: Any | None) -> list[str]:
+    keys: list[str] = []
+    if m.get("id"):
+        keys.append(f"id:{m['id']}")
+    if directory is not None:
+        for k in m.get("keys") or ():
+            row = directory.find(k)
+            if row is not None:
+                if row.get("id"):
+                    keys.append(f"id:{row['id']}")
+                if row.get("upn"):
+                    keys.append(f"upn:{row['upn'].lower()}")
+                break
+    if not keys:
+        # No Entra id and no mailbox: a UPN-like WindowsLiveID / address still names an account (a user without one).
+        for k in m.get("keys") or ():
+            _name, address = parse_recipient(k)
+            if address:
+                keys.append(f"upn:{address.lower()}")
+                break
+    return list(dict.fromkeys(keys))
+
+
+def memberships_for(by_key: dict[str, list[dict[str, Any]]], user_id: str, upn: str
+                    ) -> tuple[ExchangeRoleGroupMembership, ...]:
+    """The account's role-group memberships (one per role group), sorted by group name."""
+    seen: dict[str, dict[str, Any]] = {}
+    for key in (f"id:{user_id.lower()}", f"upn:{upn.lower()}"):
+        for row in by_key.get(key, ()):
+            seen.setdefault(row["group"].lower(), row)
+    return tuple(ExchangeRoleGroupMembership(**{**r, "roles": tuple(r["roles"])})
+                 for _k, r in sorted(seen.items()))
+
+
+def tenant_role_groups(groups: list[dict[str, Any]], unresolved: dict[str, list[str]]
+                       ) -> tuple[ExchangeRoleGroup, ...]:
+    return tuple(ExchangeRoleGroup(
+        name=g["name"], identity=g.get("identity"), guid=g.get("guid"), roles=tuple(g.get("roles") or ()),
+        role_group_type=g.get("role_group_type"), description=g.get("description"),
+        when_changed=parse_dt(g.get("when_changed")),
+        members=tuple(m["name"] for m in g.get("members") or ()),
+        unresolved_members=tuple(unresolved.get(g["name"], ()))) for g in groups)
