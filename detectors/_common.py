@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from detectors._model import Finding, ScanContext
-from scanner.snapshot import AccountSnapshot, AuthMethod, RoleAssignment
+from scanner.snapshot import AccountSnapshot, AuthMethod, ExchangeRoleGroupMembership, RoleAssignment
 
 # "Recently created" for authentication methods: a nightly scan interval plus slack (detections.md §C1).
 RECENT = timedelta(hours=48)
@@ -58,6 +58,40 @@ def sp_label(display_name: str | None, app_id: str | None, object_id: str) -> st
     """``serviceprincipal:<displayName> (<appId>)`` — never a UPN (no verdict row, never auto-remediated)."""
     return f"{SP_PREFIX}{display_name or object_id} ({app_id or object_id})"
 
+# Exchange Online role groups that grant admin rights over mail, recipients or RBAC (detections.md §D1 "Exchange RBAC");
+# a custom role group counts when it holds one of PRIVILEGED_EXCHANGE_ROLES. Read-only groups (View-Only Organization
+# Management) and Help Desk (User Options, View-Only Recipients) do not.
+PRIVILEGED_EXCHANGE_ROLE_GROUPS = frozenset({
+    "organization management", "recipient management", "discovery management", "compliance management",
+    "security administrator", "hygiene management", "records management", "server management",
+})
+PRIVILEGED_EXCHANGE_ROLES = frozenset({
+    "role management", "mail recipients", "mail recipient creation", "transport rules", "mailbox import export",
+    "mailbox search", "applicationimpersonation", "organization configuration", "remote and accepted domains",
+    "journaling", "security admin", "transport hygiene", "legal hold", "organization transport settings",
+    "security group creation and membership", "data loss prevention", "retention management",
+})
+
+
+def exchange_group_is_privileged(m: ExchangeRoleGroupMembership) -> bool:
+    return m.group.strip().lower() in PRIVILEGED_EXCHANGE_ROLE_GROUPS or \
+        any(r.strip().lower() in PRIVILEGED_EXCHANGE_ROLES for r in m.roles)
+
+
+def privileged_exchange_groups(account: AccountSnapshot) -> list[ExchangeRoleGroupMembership]:
+    """The account's memberships of privileged Exchange role groups ([] when the collection was not read)."""
+    return [m for m in account.get("exchange_role_groups") or () if exchange_group_is_privileged(m)]
+
+
+def exchange_group_label(m: ExchangeRoleGroupMembership) -> str:
+    return f"Exchange role group {m.group}"
+
+
+def privileged_labels(account: AccountSnapshot) -> list[str]:
+    """Labels of everything that makes the account privileged: directory roles, then Exchange role groups."""
+    return [role_label(r) for r in privileged_roles(account)] + \
+        [exchange_group_label(m) for m in privileged_exchange_groups(account)]
+
 
 def consent_roles(account: AccountSnapshot) -> list[str]:
     """Active roles of the account that can grant tenant-wide consent (labels)."""
@@ -96,7 +130,7 @@ def privileged_roles(account: AccountSnapshot) -> list[RoleAssignment]:
 
 
 def is_privileged(account: AccountSnapshot, ctx: ScanContext) -> bool:
-    if privileged_roles(account):
+    if privileged_roles(account) or privileged_exchange_groups(account):
         return True
     return account.upn.lower() in ctx.facts.privileged_upns
 

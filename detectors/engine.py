@@ -47,6 +47,7 @@ from detectors._common import (
     consent_roles,
     is_privileged,
     norm_phone,
+    privileged_exchange_groups,
     privileged_roles,
     real_methods,
     suppressed,
@@ -292,7 +293,7 @@ class FactsBuilder:
         for g in grants or ():
             if g.consent_type == "Principal":
                 self.consents[g.app_id or g.client_id] += 1
-        if privileged_roles(acc):
+        if privileged_roles(acc) or privileged_exchange_groups(acc):
             self.privileged.add(upn)
 
     def facts(self) -> TenantFacts:

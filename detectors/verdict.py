@@ -65,6 +65,7 @@ FAMILY = {
     "auth.privileged_method_change": "auth",
     "auth.app_password_legacy_auth": "auth",
     "roles.privileged_role_new": "role",
+    "roles.exchange_role_group_new": "role",
     "roles.privileged_account_backdoor": "role",
     "roles.guest_privileged": "role",
     "oauth.mail_consent_unverified_app": "oauth",

@@ -15,9 +15,8 @@ from detectors._common import (
     is_privileged,
     method_label,
     new_methods,
-    privileged_roles,
+    privileged_labels,
     real_methods,
-    role_label,
     rollout_threshold,
 )
 from detectors._model import DetectorMeta, Finding, ScanContext, Severity, make_finding
@@ -56,7 +55,7 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
         m.method_type in ROLLOUT and ctx.facts.new_method_types.get(m.method_type, 0) >= rollout_threshold(n))]
     had_prior = any(m.id not in {a.id for a, _ in added} for m in real_methods(methods))
     near = bool(genuine_adds) and (had_prior or ctx.previous is not None)
-    ev = {"roles": [role_label(r) for r in privileged_roles(account)] or ["(privileged per tenant facts)"],
+    ev = {"roles": privileged_labels(account) or ["(privileged per tenant facts)"],
           "added": [method_label(m) for m, _ in added], "removed": [method_label(m) for m in removed],
           "near_certain": near, "also_technique": "T1098.005"}
     key = ",".join(sorted([f"+{m.id}" for m, _ in added] + [f"-{m.id}" for m in removed]))

@@ -1,6 +1,6 @@
 """Privileged account carrying a user-level back-door (detections.md §D2).
 
-Sees: an account with an active privileged role that also forwards outside the tenant (mailbox or enabled rule,
+Sees: an account with an active privileged role (or a member of a privileged Exchange role group) that also forwards outside the tenant (mailbox or enabled rule,
 not allow-listed), has an enabled rule that deletes / hides / is obfuscated, or has a mail-scope OAuth grant to a
 non-Microsoft app.
 Misses: back-doors in collections that could not be read (they are coverage gaps of the other detectors).
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from detectors._common import privileged_roles, role_label
+from detectors._common import privileged_labels
 from detectors._domains import external_mailbox_forwards
 from detectors._model import DetectorMeta, Finding, ScanContext, Severity, make_finding
 from detectors._rules import rules_of
@@ -32,7 +32,7 @@ META = DetectorMeta(
 
 def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
     account.require("roles")
-    roles = privileged_roles(account)
+    roles = privileged_labels(account)  # directory roles, then Exchange role groups (when that source was read)
     if not roles:
         return
     found: list[str] = []
@@ -58,7 +58,7 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
             verified_only = verified_only and bool(g.verified_publisher)
     if not found:
         return
-    ev = {"roles": [role_label(r) for r in roles], "backdoors": found[:20]}
+    ev = {"roles": roles, "backdoors": found[:20]}
     # §D2 is "+1 level on whatever fired": a verified-publisher mail consent alone is Low (oauth.mail_consent_
     # unverified_app), so on an admin it is Medium, not High. The score stays small on purpose: the account's own
     # findings carry the points and the privileged ×1.5 multiplier is the "+1 level" of the score.

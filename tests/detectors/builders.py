@@ -16,6 +16,7 @@ from scanner.snapshot import (
     AccountSnapshot,
     AuthMethod,
     Delegate,
+    ExchangeRoleGroupMembership,
     InboxRule,
     MailboxForwarding,
     MailFolder,
@@ -69,7 +70,7 @@ def clean_account(upn: str = "alice@contoso.com", **user: Any) -> AccountSnapsho
         ),
         registration=Registration(is_admin=False, is_mfa_registered=True,
                                   methods_registered=("microsoftAuthenticatorPush",)),
-        roles=(), oauth_grants=(), delegates=(),
+        roles=(), oauth_grants=(), delegates=(), exchange_role_groups=(),
         sending=SendingStatus(blocked_from_sending=False, sent_last_24h=20),
         protocols=Protocols(mapi_enabled=True, ews_enabled=True, active_sync_enabled=True, imap_enabled=False,
                             pop_enabled=False, owa_enabled=True, smtp_client_authentication_disabled=True),
@@ -116,6 +117,25 @@ def _role(r: dict[str, Any] | str) -> RoleAssignment:
     return RoleAssignment(**r)
 
 
+EXCHANGE_GROUP_ROLES = {
+    "Organization Management": ("Role Management", "Mail Recipients", "Transport Rules", "Organization Configuration",
+                                "Mail Recipient Creation", "Security Group Creation and Membership"),
+    "Discovery Management": ("Mailbox Search", "Legal Hold"),
+    "View-Only Organization Management": ("View-Only Configuration", "View-Only Recipients"),
+    "Help Desk": ("Reset Password", "User Options", "View-Only Recipients"),
+}
+
+
+def _role_group(g: dict[str, Any] | str) -> ExchangeRoleGroupMembership:
+    if isinstance(g, str):
+        g = {"group": g}
+    g = dict(g)
+    g.setdefault("roles", EXCHANGE_GROUP_ROLES.get(g["group"], ()))
+    g["roles"] = tuple(g["roles"])
+    g.setdefault("role_group_type", "Standard")
+    return ExchangeRoleGroupMembership(**g)
+
+
 def apply_spec(acc: AccountSnapshot, spec: dict[str, Any]) -> AccountSnapshot:
     upd: dict[str, Any] = {}
     if "user" in spec:
@@ -140,6 +160,8 @@ def apply_spec(acc: AccountSnapshot, spec: dict[str, Any]) -> AccountSnapshot:
                                     if m.id not in spec["remove_methods"])
     if "roles" in spec:
         upd["roles"] = tuple(_role(r) for r in spec["roles"])
+    if "exchange_role_groups" in spec:  # [{"group", "roles"?, "via_group"?, ...}] or group names
+        upd["exchange_role_groups"] = tuple(_role_group(g) for g in spec["exchange_role_groups"])
     if "grants" in spec:
         upd["oauth_grants"] = tuple(OAuthGrant(**{"id": f"g-{i}", "client_id": f"sp-{i}", **g, "scopes": tuple(
             g.get("scopes", ()))}) for i, g in enumerate(spec["grants"]))

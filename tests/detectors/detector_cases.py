@@ -236,6 +236,24 @@ CASES: list[tuple[str, str, dict[str, Any], Any]] = [
     ("roles.privileged_account_backdoor", "GA with a verified-publisher mail consent (Low +1 = Medium)", {
         "roles": ["Global Administrator"], "grants": [{"app_display_name": "Boomerang", "verified_publisher": "Baydin",
                                                        "scopes": ["Mail.ReadWrite"]}]}, True),
+    ("roles.exchange_role_group_new", "added to Organization Management overnight", {
+        "has_previous": True, "exchange_role_groups": ["Organization Management"]}, True),
+    ("roles.exchange_role_group_new", "custom role group holding Mailbox Import Export, Sales title", {
+        "has_previous": True, "user": {"job_title": "Sales Associate"},
+        "exchange_role_groups": [{"group": "Export helpers", "roles": ["Mailbox Import Export"]}]}, True),
+    ("roles.exchange_role_group_new", "Exchange admin in Organization Management for a year (standing)", {
+        "previous": {"exchange_role_groups": ["Organization Management"]},
+        "exchange_role_groups": ["Organization Management"]}, False),
+    ("roles.exchange_role_group_new", "membership through a group that was there last night", {
+        "previous": {"exchange_role_groups": [{"group": "Organization Management", "via_group": "Exchange Admins"}]},
+        "exchange_role_groups": [{"group": "Organization Management", "via_group": "Exchange Admins"}]}, False),
+    ("roles.exchange_role_group_new", "standing membership on the first scan", {
+        "exchange_role_groups": ["Organization Management"]}, False),
+    ("roles.exchange_role_group_new", "new member of a read-only role group", {
+        "has_previous": True, "exchange_role_groups": ["View-Only Organization Management"]}, False),
+    ("roles.privileged_account_backdoor", "Organization Management member forwards to gmail", {
+        "exchange_role_groups": ["Organization Management"], "forwarding": {
+            "forwarding_smtp_address": "x@gmail.com"}}, True),
     ("roles.guest_privileged", "guest GA", {"user": {"user_type": "Guest"}, "roles": ["Global Administrator"]}, True),
     ("roles.guest_privileged", "guest without role", {"user": {"user_type": "Guest"}}, False),
     # --- oauth
