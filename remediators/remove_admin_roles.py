@@ -24,31 +24,48 @@ note with the group chain: the step never removes a group from another group (th
 access). Entra does not allow groups inside a role-assignable group today (groups-concept), so that path is defensive.
 Groups or memberships the app may not read (403) become a note naming the permission, never a silent "no groups".
 
-Not covered (the plan says so): Exchange / Defender role groups, and nested group memberships (named, not removed).
+Exchange Online role groups (Organization Management, Discovery Management, a custom group holding Mailbox Import
+Export ...): Exchange admin rights that no Entra role shows (detections.md §D1). ``Get-RoleGroup`` lists them and
+``Get-RoleGroupMember -Identity <group>`` their members; each group the account is a member of (matched by
+ExternalDirectoryObjectId, else WindowsLiveID / PrimarySmtpAddress) is one target (``exorolegroup:{group}``):
+``Remove-RoleGroupMember -Identity <group> -Member <upn> -BypassSecurityGroupManagerCheck -Confirm:$false`` removes
+the membership, undo adds it back with ``Add-RoleGroupMember`` (already a member: nothing to do). Both need the
+Exchange role "Role Management" (Organization Management). Exchange writes lag reads (graph-api.md §3.2), so the
+step polls like the other Exchange steps (``uses_exchange``). Role groups that cannot be read are named in the plan
+(a refusal names the Exchange role), never read as "not a member".
+
+Not covered (the plan says so): Defender / Purview role groups, nested group memberships (named, not removed), and
+Exchange role-group membership held through a mail-enabled group.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from remediators._model import Account, BaseStep, Plan, StepContext, StepError, Target
 from remediators._util import seg
-from scanner.collectors._util import LICENCE_CODES
+from scanner.collectors._util import LICENCE_CODES, as_list, as_str
+from scanner.collectors.exchange_role_groups import role_name
 from scanner.graph.client import ApiError
+from scanner.permissions import ROLE_GROUPS_READ_ROLE, ROLE_GROUPS_WRITE_ROLE
 
 try:
     from scanner.collectors.roles import PRIVILEGED_TEMPLATE_IDS as ROLE_NAMES
 except ImportError:  # pragma: no cover - the collector defines the table
     ROLE_NAMES = {}
 
-NOT_COVERED = ("Exchange/Defender role groups are not removed, nor roles held through a nested group membership: review "
-               "them in Entra ID and the Exchange and Defender portals")
+NOT_COVERED = ("Defender / Purview role groups are not removed, nor roles held through a nested group membership (in "
+               "Entra, or an Exchange role group holding a mail-enabled group): review them in Entra ID and the "
+               "Exchange and Defender portals")
 ELIGIBLE_PREFIX = "eligible:"
 GROUP_PREFIX = "group:"
+EXO_GROUP_PREFIX = "exorolegroup:"
 GROUP_WRITE = "GroupMember.ReadWrite.All"
 ROLE_WRITE = "RoleManagement.ReadWrite.Directory"
+_NOT_IN_ROLE = re.compile(r"CommandNotFoundException|is not recognized as (?:the |a )?name of a cmdlet", re.I)
 ALREADY_MEMBER = "one or more added object references already exist"
 JUSTIFICATION = "m365sweep: compromised-account response (remove_admin_roles)"
 
@@ -105,6 +122,8 @@ class RemoveAdminRoles(BaseStep):
     permissions: ClassVar[tuple[str, ...]] = (ROLE_WRITE, GROUP_WRITE)
     reversible: ClassVar[bool] = True
     summary: ClassVar[str] = "removes admin role assignments, recording them for later restore"
+    # Exchange role-group removals lag their read-back like every Exchange write: verify polls with the full budget.
+    uses_exchange: ClassVar[bool] = True
 
     async def _list(self, ctx: StepContext, principal_id: str) -> list[dict[str, Any]]:
         # $expand=roleDefinition names every role (the collector's table only knows the privileged ones).
@@ -141,6 +160,9 @@ class RemoveAdminRoles(BaseStep):
                              "Entra PIM, an eligible role can be activated again")
         group_targets, group_notes = await self._group_targets(ctx, account)
         notes.extend(group_notes)
+        exo_targets, exo_notes = await self._exchange_role_group_targets(ctx, account)
+        group_targets = group_targets + exo_targets
+        notes.extend(exo_notes)
         for e in eligible:
             rd = str(e.get("roleDefinitionId") or "")
             scope = str(e.get("directoryScopeId") or "/")
@@ -242,7 +264,64 @@ class RemoveAdminRoles(BaseStep):
                 queue.append((child, step))
         return []
 
+    # ---- Exchange Online role groups ------------------------------------------------------------------------------
+    async def _exchange_role_group_targets(self, ctx: StepContext, account: Account) -> tuple[list[Target], list[str]]:
+        """One target per Exchange role group the account is a member of; notes for groups that cannot be read."""
+        try:
+            groups = await ctx.exchange.invoke("Get-RoleGroup", {"ResultSize": "Unlimited"})
+        except ApiError as exc:
+            if not (exc.is_permission or _not_in_role(exc)):
+                raise
+            return [], [f"Exchange role groups could not be read ({exc.short()}): whether the account is a member of "
+                        f"one (Exchange admin rights) is unknown; the app needs {ROLE_GROUPS_READ_ROLE}"]
+        targets: list[Target] = []
+        unread: list[str] = []
+        upn = account.upn.lower()
+        for g in sorted(groups, key=lambda x: str(x.get("Name") or "").lower()):
+            name = as_str(g.get("Name")) or as_str(g.get("Identity"))
+            if name is None:
+                continue
+            ident = as_str(g.get("Guid")) or as_str(g.get("Identity")) or name
+            try:
+                members = await ctx.exchange.invoke("Get-RoleGroupMember", {"Identity": ident,
+                                                                            "ResultSize": "Unlimited"})
+            except ApiError as exc:
+                if exc.is_not_found:
+                    continue  # deleted since it was listed
+                if not (exc.is_permission or _not_in_role(exc)):
+                    raise
+                unread.append(f"'{name}' ({exc.short()})")
+                continue
+            if not any(_is_account(m, account.id, upn) for m in members):
+                continue
+            roles = [r for r in (role_name(x) for x in as_list(g.get("Roles"))) if r]
+            shown = ", ".join(roles[:6]) + (f" and {len(roles) - 6} more" if len(roles) > 6 else "")
+            targets.append(Target(
+                key=f"{EXO_GROUP_PREFIX}{name}",
+                label=f"member of Exchange role group '{name}'" + (f" (roles {shown})" if roles else ""),
+                before={"exchangeRoleGroup": name, "roleGroupIdentity": ident, "roles": roles,
+                        "member": account.upn, "userId": account.id},
+                after={"member": False}, data={"exchange_role_group": ident, "member": account.upn}))
+        notes = []
+        if unread:
+            notes.append(f"members of {len(unread)} Exchange role group(s) could not be read: {', '.join(unread[:10])}"
+                         f"; whether the account is a member of them is unknown (the app needs "
+                         f"{ROLE_GROUPS_READ_ROLE})")
+        if targets:
+            notes.append(f"removing Exchange role-group membership needs {ROLE_GROUPS_WRITE_ROLE}")
+        return targets, notes
+
     async def _apply_target(self, ctx: StepContext, plan: Plan, target: Target) -> Mapping[str, Any]:
+        if target.data.get("exchange_role_group"):
+            try:
+                await ctx.exchange.invoke("Remove-RoleGroupMember", {
+                    "Identity": target.data["exchange_role_group"], "Member": target.data["member"],
+                    "BypassSecurityGroupManagerCheck": True, "Confirm": False})
+            except ApiError as exc:
+                if _not_a_member(exc):  # removed meanwhile (by an admin): nothing left to remove
+                    return {"member": False, "detail": "already not a member"}
+                raise
+            return {"member": False}
         if target.data.get("group_id"):
             gid = str(target.data["group_id"])
             try:
@@ -269,6 +348,8 @@ class RemoveAdminRoles(BaseStep):
 
     async def _undo(self, ctx: StepContext, entry: Mapping[str, Any]) -> str:
         before = entry.get("before") or {}
+        if before.get("exchangeRoleGroup"):
+            return await self._undo_exchange_role_group(ctx, before)
         if before.get("groupId"):
             return await self._undo_group(ctx, before, entry)
         principal = before.get("principalId") or entry.get("user_id")
@@ -346,3 +427,36 @@ class RemoveAdminRoles(BaseStep):
             raise
         roles = ", ".join(before.get("roles") or ())
         return f"membership of group '{name}' restored" + (f" (grants {roles})" if roles else "")
+
+    async def _undo_exchange_role_group(self, ctx: StepContext, before: Mapping[str, Any]) -> str:
+        name = str(before["exchangeRoleGroup"])
+        member = before.get("member")
+        if not member:
+            raise StepError("the journal holds no account to add back to the role group")
+        try:
+            await ctx.exchange.invoke("Add-RoleGroupMember", {
+                "Identity": before.get("roleGroupIdentity") or name, "Member": member,
+                "BypassSecurityGroupManagerCheck": True, "Confirm": False})
+        except ApiError as exc:
+            if "already a member" in (exc.message or "").lower() or "MemberAlreadyExists" in (exc.message or ""):
+                return f"already a member of Exchange role group '{name}'"
+            raise
+        return f"membership of Exchange role group '{name}' restored"
+
+
+def _not_in_role(exc: ApiError) -> bool:
+    return bool(_NOT_IN_ROLE.search(exc.message or ""))
+
+
+def _not_a_member(exc: ApiError) -> bool:
+    text = exc.message or ""
+    return "MemberNotFound" in text or "isn't a member" in text or "is not a member" in text
+
+
+def _is_account(m: Any, user_id: str, upn: str) -> bool:
+    if not isinstance(m, Mapping):
+        return False
+    if (as_str(m.get("ExternalDirectoryObjectId")) or "").lower() == user_id.lower():
+        return True
+    return any((as_str(m.get(k)) or "").lower() == upn
+               for k in ("WindowsLiveID", "PrimarySmtpAddress", "UserPrincipalName"))

@@ -44,7 +44,8 @@ class RemediationError(Exception):
 # findings that merely suggest it (a back-door on an admin's account) leave it to --step: removing every role of a
 # genuine administrator is the operator's call (Microsoft's guide makes step 6 optional).
 OPTIONAL_WHEN_ABOUT: Mapping[str, frozenset[str]] = {
-    "remove_admin_roles": frozenset({"roles.privileged_role_new", "roles.guest_privileged"}),
+    "remove_admin_roles": frozenset({"roles.privileged_role_new", "roles.guest_privileged",
+                                     "roles.exchange_role_group_new"}),
 }
 
 
