@@ -145,7 +145,11 @@ async def read_role_groups(ex: ExchangeApi) -> tuple[list[dict[str, Any]], list[
                 raise RoleGroupReadError(MEMBERS, err) from None
         g["members"] = [m for m in (member_row(r) for r in rows) if m is not None]
 
-    await asyncio.gather(*(members(g) for g in groups))
+    # Every read finishes before the first failure is raised (no task left running with an unretrieved error).
+    results = await asyncio.gather(*(members(g) for g in groups), return_exceptions=True)
+    for res in results:
+        if isinstance(res, BaseException):
+            raise res
     groups = [g for g in groups if not g.pop("gone", False)]
     groups.sort(key=lambda g: g["name"].lower())
     return groups, notes
