@@ -345,8 +345,8 @@ async def _check(cfg: Any, *, credential: Any = None, transport: Any = None) -> 
         click.echo(f"Exchange application permissions: {', '.join(x_roles) or '(none)'}")
         if "Exchange.ManageAsApp" in x_roles:
             click.echo("note: Exchange also needs an Exchange RBAC role for the app (e.g. Exchange Recipient "
-                       "Administrator for the mailbox cmdlets, View-Only Configuration for transport rules and "
-                       "outbound policies); a token cannot show it. Global Reader cannot run Get-InboxRule.")
+                       "Administrator for the mailbox cmdlets, View-Only Configuration for transport rules, "
+                       "outbound policies and role groups); a token cannot show it. Global Reader cannot run Get-InboxRule.")
         width = max(len(n) for n in (*COLLECTORS, *STEPS))
         click.echo("\ncollectors:")
         required_missing = []
