@@ -537,6 +537,23 @@ def _r_role_new(d: str, ev: Ev) -> str | None:
     return s + "."
 
 
+def _r_exo_role_group(d: str, ev: Ev) -> str | None:
+    group = ev.text("role_group")
+    if not group:
+        return None
+    s = f"Became a member of the Exchange role group {q(group)} since the last scan"
+    roles = ev.items("roles")
+    if roles:
+        shown = join_words([_s(r) for r in roles[:5]]) + (f" and {len(roles) - 5} more" if len(roles) > 5 else "")
+        s += f", which grants Exchange admin roles ({shown})"
+    if ev.get("via_group"):
+        s += f" (through the group {q(ev.text('via_group'))})" if isinstance(ev.get("via_group"), str) else \
+            " (through a group)"
+    if ev.text("job_title_mismatch"):
+        s += f"; this does not fit the job title {q(ev.text('job_title_mismatch'))}"
+    return s + ". Entra ID admin roles do not show it."
+
+
 def _r_guest_priv(d: str, ev: Ev) -> str | None:
     role = ev.text("role")
     return f"A guest account holds the {_s(role)} role." if role else None
@@ -643,6 +660,7 @@ SPECIFIC: dict[str, Renderer] = {
     "auth.shared_phone": _r_shared_phone, "auth.app_password_legacy_auth": _r_app_password,
     "oauth.known_bec_tool": _r_oauth, "oauth.mail_consent_unverified_app": _r_oauth,
     "oauth.tenant_wide_mail_grant": _r_oauth, "roles.privileged_role_new": _r_role_new,
+    "roles.exchange_role_group_new": _r_exo_role_group,
     "roles.guest_privileged": _r_guest_priv, "roles.service_principal_privileged": _r_sp_role, "roles.privileged_account_backdoor": _r_priv_backdoor,
     "account.disabled_account_backdoor": _r_disabled, "account.protected_account_change": _r_protected,
     "contact.contact_info_changed": _r_contact, "delegates.new_mailbox_delegate": _r_delegate,

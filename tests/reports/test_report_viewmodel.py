@@ -283,3 +283,12 @@ def test_scan_duration_reads_like_a_duration() -> None:
     assert fmt_duration(start, "2026-12-04T02:11:31.000000Z") == "11 min 31 s"
     assert fmt_duration(start, "2026-12-04T04:05:00.000000Z") == "2 h 5 min"
     assert fmt_duration(start, None) == "not finished"
+
+
+def test_exchange_role_group_membership_reads_as_a_sentence() -> None:
+    ev = {"role_group": "Organization Management", "roles": ["Role Management", "Mail Recipients", "Transport Rules"],
+          "role_group_type": "Standard", "member": "Adele Vance", "via_group": None,
+          "job_title_mismatch": "Sales Associate"}
+    text = evidence_sentence("roles.exchange_role_group_new", ev)
+    assert text.startswith("Became a member of the Exchange role group 'Organization Management' since the last scan")
+    assert "Role Management, Mail Recipients and Transport Rules" in text and "'Sales Associate'" in text
