@@ -66,10 +66,21 @@ def as_str(value: Any) -> str | None:
     return text or None
 
 
+# Exchange's JSON serializer can print a date as "/Date(1733277600000)/" or "/Date(1733277600000+0000)/" (ms since epoch).
+_MS_DATE = re.compile(r"^/Date\((-?\d+)(?:[+-]\d{4})?\)/$")
+# An Exchange RBAC miss can come back as "the term 'Get-X' is not recognized as a name of a cmdlet" (the cmdlet is not
+# in the session the app's roles build), not only as a 403.
+_NOT_IN_ROLE = re.compile(r"CommandNotFoundException|is not recognized as (?:the |a )?name of a cmdlet", re.I)
+
+
 def parse_dt(value: Any) -> datetime | None:
+    """An ISO-8601 / RFC 3339 timestamp (Graph, Exchange) or Exchange's ``/Date(ms)/`` form, as an aware datetime."""
     if not value or not isinstance(value, str):
         return None
     text = value.strip()
+    m = _MS_DATE.match(text)
+    if m:
+        return datetime.fromtimestamp(int(m.group(1)) / 1000, UTC)
     # Graph sends up to 7 fractional digits; fromisoformat accepts at most 6 before Python 3.11's relaxed parser.
     text = re.sub(r"(\.\d{6})\d+", r"\1", text)
     if text[-1:] in ("Z", "z"):  # RFC 3339 allows a lowercase "z"
@@ -88,6 +99,50 @@ _ADDRESS = re.compile(r"[^\s<>\"'\[\]:;,]+@[^\s<>\"'\[\]:;,]+")
 # A recipient of the organisation as Get-InboxRule prints it: '"Name" [EX:/o=ExchangeLabs/.../cn=Recipients/cn=…]'
 # (its legacyExchangeDN; X500 for one carried over from on-premises), or the bare DN.
 _DN_IN_BRACKETS = re.compile(r"\[\s*(?:ex|x500):(/o=[^\]]*?)\s*\]\s*$", re.I)
+
+
+def iso(value: Any) -> str | None:
+    """:func:`parse_dt` as an ISO-8601 string (None when it is not a date)."""
+    d = parse_dt(value)
+    return d.isoformat() if d else None
+
+
+def as_int(value: Any) -> int | None:
+    """An Exchange integer that may arrive as a number, a float or a string (with a typographic minus)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    try:
+        return int(str(value).strip().replace("\u2212", "-"))
+    except ValueError:
+        return None
+
+
+def recipient_values(value: Any) -> list[str]:
+    """A multi-valued recipient property (``"Name" [SMTP:addr]``, bare addresses or names, dicts) as strings: the SMTP
+    address where one can be read, else the name; duplicates dropped."""
+    out: list[str] = []
+    for item in as_list(value):
+        name, address = parse_recipient(item)
+        v = address or name
+        if v and v not in out:
+            out.append(v)
+    return out
+
+
+def exchange_refusal_gap(cmdlet: str, err: ApiError, role: str, consequence: str = "") -> NotCollected | None:
+    """The coverage gap for an Exchange cmdlet the app may not run (a 403, or the cmdlet missing from the session its
+    RBAC roles build), naming the role it needs; None when the failure is something else."""
+    if not (err.is_permission or _NOT_IN_ROLE.search(err.message or "")):
+        return None
+    return NotCollected(
+        reason=f"access denied to {cmdlet}; the app needs Exchange.ManageAsApp and {role} ({err.short()})"
+               + (f". {consequence}" if consequence else ""),
+        code=err.code or (str(err.status) if err.status else None),
+        permission=f"Exchange.ManageAsApp + {role}")
 
 
 def strip_smtp(value: Any) -> str | None:

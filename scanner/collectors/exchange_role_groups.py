@@ -33,18 +33,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import UTC, datetime
 from typing import Any
 
-from scanner.collectors._util import as_list, as_str, parse_dt, parse_recipient
+from scanner.collectors._util import as_list, as_str, exchange_refusal_gap, iso, parse_dt, parse_recipient
 from scanner.graph.client import ApiError, ExchangeApi
 from scanner.permissions import ROLE_GROUPS_READ_ROLE
 from scanner.snapshot import ExchangeRoleGroup, ExchangeRoleGroupMembership, NotCollected
 
 GROUPS = "Get-RoleGroup"
 MEMBERS = "Get-RoleGroupMember"
-_MS_DATE = re.compile(r"^/Date\((-?\d+)(?:[+-]\d{4})?\)/$")
-_NOT_IN_ROLE = re.compile(r"CommandNotFoundException|is not recognized as (?:the |a )?name of a cmdlet", re.I)
 _CONCURRENCY = 4  # Get-RoleGroupMember calls in flight: a tenant has ~15-40 role groups
 
 
@@ -58,22 +55,9 @@ class RoleGroupReadError(Exception):
 
 def role_groups_gap(cmdlet: str, err: ApiError) -> NotCollected:
     """The coverage gap for a failed read: a refusal names the cmdlet and the Exchange role; else what failed."""
-    code = err.code or (str(err.status) if err.status else None)
-    if err.is_permission or _NOT_IN_ROLE.search(err.message or ""):
-        return NotCollected(
-            reason=f"access denied to {cmdlet}; the app needs Exchange.ManageAsApp and {ROLE_GROUPS_READ_ROLE} "
-                   f"({err.short()}). Exchange role-group memberships (Exchange admin rights) are unknown",
-            code=code, permission=f"Exchange.ManageAsApp + {ROLE_GROUPS_READ_ROLE}")
-    return NotCollected(reason=f"{cmdlet} failed: {err.short()}", code=code)
-
-
-def _when(value: Any) -> str | None:
-    if isinstance(value, str):
-        m = _MS_DATE.match(value.strip())
-        if m:
-            return datetime.fromtimestamp(int(m.group(1)) / 1000, UTC).isoformat()
-    d = parse_dt(value)
-    return d.isoformat() if d else None
+    return exchange_refusal_gap(cmdlet, err, ROLE_GROUPS_READ_ROLE,
+                                "Exchange role-group memberships (Exchange admin rights) are unknown") or NotCollected(
+        reason=f"{cmdlet} failed: {err.short()}", code=err.code or (str(err.status) if err.status else None))
 
 
 def role_name(value: Any) -> str | None:
@@ -100,7 +84,7 @@ def role_group_row(r: dict[str, Any]) -> dict[str, Any] | None:
     guid = as_str(r.get("Guid")) or as_str(r.get("ExchangeObjectId"))
     return {"name": name, "identity": as_str(r.get("Identity")) or guid, "guid": guid, "roles": roles,
             "role_group_type": as_str(r.get("RoleGroupType")), "description": as_str(r.get("Description")),
-            "when_changed": _when(r.get("WhenChanged") or r.get("WhenChangedUTC")), "members": []}
+            "when_changed": iso(r.get("WhenChanged") or r.get("WhenChangedUTC")), "members": []}
 
 
 def member_row(m: Any) -> dict[str, Any] | None:

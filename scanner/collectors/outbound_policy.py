@@ -25,11 +25,17 @@ rules that scope them) cannot say which policy applies to whom.
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
 from typing import Any
 
-from scanner.collectors._util import as_bool, as_list, as_str, parse_dt, parse_recipient
+from scanner.collectors._util import (
+    as_bool,
+    as_int,
+    as_list,
+    as_str,
+    exchange_refusal_gap,
+    iso,
+    recipient_values,
+)
 from scanner.graph.client import ApiError, ExchangeApi
 from scanner.permissions import OUTBOUND_POLICY_ROLE
 from scanner.snapshot import NotCollected
@@ -40,10 +46,6 @@ RULES = "Get-HostedOutboundSpamFilterRule"
 CMDLETS = (REMOTE_DOMAINS, POLICIES, RULES)
 # AutoForwardingMode is an enum; a serializer that does not stringify enums prints its number.
 _MODES = {"0": "Automatic", "1": "On", "2": "Off", "automatic": "Automatic", "on": "On", "off": "Off"}
-_MS_DATE = re.compile(r"^/Date\((-?\d+)(?:[+-]\d{4})?\)/$")
-# An RBAC miss can also come back as "the term '...' is not recognized as a name of a cmdlet" (the cmdlet is not in
-# the session the app's roles build), not only as a 403.
-_NOT_IN_ROLE = re.compile(r"CommandNotFoundException|is not recognized as (?:the |a )?name of a cmdlet", re.I)
 
 
 class OutboundReadError(Exception):
@@ -56,48 +58,10 @@ class OutboundReadError(Exception):
 
 def outbound_policy_gap(cmdlet: str, err: ApiError) -> NotCollected:
     """The coverage gap for a failed read: a refusal names the Exchange role; anything else says what failed."""
-    if err.is_permission or _NOT_IN_ROLE.search(err.message or ""):
-        return NotCollected(
-            reason=f"access denied to {cmdlet}; the app needs Exchange.ManageAsApp and {OUTBOUND_POLICY_ROLE} "
-                   f"({err.short()}). External forwards are still reported, but no outbound-policy exception can "
-                   f"suppress them and their delivery (blocked / allowed) is unknown",
-            code=err.code or (str(err.status) if err.status else None),
-            permission=f"Exchange.ManageAsApp + {OUTBOUND_POLICY_ROLE}")
-    return NotCollected(reason=f"{cmdlet} failed: {err.short()}",
-                        code=err.code or (str(err.status) if err.status else None))
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else None
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
-
-
-def _when(value: Any) -> str | None:
-    if isinstance(value, str):
-        m = _MS_DATE.match(value.strip())
-        if m:
-            return datetime.fromtimestamp(int(m.group(1)) / 1000, UTC).isoformat()
-    d = parse_dt(value)
-    return d.isoformat() if d else None
-
-
-def _values(value: Any) -> list[str]:
-    """A multi-valued property as strings: recipients reduced to their SMTP address where one can be read."""
-    out: list[str] = []
-    for item in as_list(value):
-        name, address = parse_recipient(item)
-        v = address or name
-        if v and v not in out:
-            out.append(v)
-    return out
+    return exchange_refusal_gap(
+        cmdlet, err, OUTBOUND_POLICY_ROLE, "External forwards are still reported, but no outbound-policy exception "
+        "can suppress them and their delivery (blocked / allowed) is unknown") or NotCollected(
+        reason=f"{cmdlet} failed: {err.short()}", code=err.code or (str(err.status) if err.status else None))
 
 
 def _domains(value: Any) -> list[str]:
@@ -127,7 +91,7 @@ def remote_domain_row(r: dict[str, Any]) -> dict[str, Any] | None:
         domain = "*"
     return {"name": name, "domain_name": domain.lower().rstrip("."),
             "auto_forward_enabled": as_bool(r.get("AutoForwardEnabled")),
-            "when_changed": _when(r.get("WhenChanged") or r.get("WhenChangedUTC"))}
+            "when_changed": iso(r.get("WhenChanged") or r.get("WhenChangedUTC"))}
 
 
 def policy_row(r: dict[str, Any]) -> dict[str, Any] | None:
@@ -140,24 +104,24 @@ def policy_row(r: dict[str, Any]) -> dict[str, Any] | None:
             # The built-in policy is named Default; IsDefault may be missing from a trimmed answer.
             "is_default": bool(is_default) if is_default is not None else name.lower() == "default",
             "enabled": as_bool(r.get("Enabled")),
-            "when_changed": _when(r.get("WhenChanged") or r.get("WhenChangedUTC"))}
+            "when_changed": iso(r.get("WhenChanged") or r.get("WhenChangedUTC"))}
 
 
 def rule_row(r: dict[str, Any]) -> dict[str, Any] | None:
     name = as_str(r.get("Name")) or as_str(r.get("Identity"))
-    policy = _values(r.get("HostedOutboundSpamFilterPolicy"))
+    policy = recipient_values(r.get("HostedOutboundSpamFilterPolicy"))
     if name is None or not policy:
         return None  # a rule that names no policy assigns nothing
     state = as_str(r.get("State"))
     if state is None and r.get("Enabled") is not None:
         state = "Enabled" if as_bool(r.get("Enabled")) else "Disabled"
-    return {"name": name, "policy": policy[0], "state": state, "priority": _int(r.get("Priority")),
-            "from_values": _values(r.get("From")), "from_member_of": _values(r.get("FromMemberOf")),
+    return {"name": name, "policy": policy[0], "state": state, "priority": as_int(r.get("Priority")),
+            "from_values": recipient_values(r.get("From")), "from_member_of": recipient_values(r.get("FromMemberOf")),
             "sender_domain_is": _domains(r.get("SenderDomainIs")),
-            "except_if_from": _values(r.get("ExceptIfFrom")),
-            "except_if_from_member_of": _values(r.get("ExceptIfFromMemberOf")),
+            "except_if_from": recipient_values(r.get("ExceptIfFrom")),
+            "except_if_from_member_of": recipient_values(r.get("ExceptIfFromMemberOf")),
             "except_if_sender_domain_is": _domains(r.get("ExceptIfSenderDomainIs")),
-            "when_changed": _when(r.get("WhenChanged") or r.get("WhenChangedUTC"))}
+            "when_changed": iso(r.get("WhenChanged") or r.get("WhenChangedUTC"))}
 
 
 async def _read(ex: ExchangeApi, cmdlet: str, params: dict[str, Any]) -> list[dict[str, Any]]:

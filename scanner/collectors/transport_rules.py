@@ -23,11 +23,17 @@ empty "no rules".
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
 from typing import Any
 
-from scanner.collectors._util import as_bool, as_list, as_str, parse_dt, parse_recipient
+from scanner.collectors._util import (
+    as_bool,
+    as_int,
+    as_str,
+    exchange_refusal_gap,
+    iso,
+    parse_recipient,
+    recipient_values,
+)
 from scanner.graph.client import ApiError, ExchangeApi
 from scanner.permissions import TRANSPORT_RULES_ROLE
 from scanner.snapshot import NotCollected
@@ -58,53 +64,11 @@ CONDITIONS = (
 # Switch-like conditions print False when unset: only True counts as a condition.
 _SWITCHES = frozenset({"AttachmentIsUnsupported", "AttachmentProcessingLimitExceeded", "AttachmentHasExecutableContent",
                        "AttachmentIsPasswordProtected", "HasSenderOverride", "HasNoClassification"})
-_MS_DATE = re.compile(r"^/Date\((-?\d+)(?:[+-]\d{4})?\)/$")
-# An RBAC miss can also come back as "the term 'Get-TransportRule' is not recognized" (the cmdlet is not in the
-# session the app's roles build), not only as a 403.
-_NOT_IN_ROLE = re.compile(r"CommandNotFoundException|is not recognized as (?:the |a )?name of a cmdlet", re.I)
 
 
 def transport_rules_gap(err: ApiError) -> NotCollected | None:
     """The coverage gap for a refused Get-TransportRule, naming the Exchange role; None for other failures."""
-    if err.is_permission or _NOT_IN_ROLE.search(err.message or ""):
-        return NotCollected(
-            reason=f"access denied to {CMDLET}; the app needs Exchange.ManageAsApp and {TRANSPORT_RULES_ROLE} "
-                   f"({err.short()})",
-            code=err.code or (str(err.status) if err.status else None),
-            permission=f"Exchange.ManageAsApp + {TRANSPORT_RULES_ROLE}")
-    return None
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else None
-    text = str(value).strip().replace("\u2212", "-")  # a typographic minus from a pasted rule
-    try:
-        return int(text)
-    except ValueError:
-        return None
-
-
-def _when(value: Any) -> datetime | None:
-    if isinstance(value, str):
-        m = _MS_DATE.match(value.strip())
-        if m:
-            return datetime.fromtimestamp(int(m.group(1)) / 1000, UTC)
-    return parse_dt(value)
-
-
-def _recipients(value: Any) -> list[str]:
-    out: list[str] = []
-    for item in as_list(value):
-        name, address = parse_recipient(item)
-        v = address or name
-        if v and v not in out:
-            out.append(v)
-    return out
+    return exchange_refusal_gap(CMDLET, err, TRANSPORT_RULES_ROLE)
 
 
 def _present(value: Any) -> Any:
@@ -149,14 +113,14 @@ def transport_rule_row(r: dict[str, Any]) -> dict[str, Any] | None:
         "guid": as_str(r.get("Guid")) or as_str(r.get("ImmutableId")),
         "state": as_str(r.get("State")),
         "mode": as_str(r.get("Mode")),
-        "priority": _int(r.get("Priority")),
-        "redirect_message_to": _recipients(r.get("RedirectMessageTo")),
-        "blind_copy_to": _recipients(r.get("BlindCopyTo")),
-        "copy_to": _recipients(r.get("CopyTo")),
-        "add_to_recipients": _recipients(r.get("AddToRecipients")),
+        "priority": as_int(r.get("Priority")),
+        "redirect_message_to": recipient_values(r.get("RedirectMessageTo")),
+        "blind_copy_to": recipient_values(r.get("BlindCopyTo")),
+        "copy_to": recipient_values(r.get("CopyTo")),
+        "add_to_recipients": recipient_values(r.get("AddToRecipients")),
         "add_manager_as_recipient_type": as_str(r.get("AddManagerAsRecipientType")),
         "route_message_outbound_connector": as_str(r.get("RouteMessageOutboundConnector")),
-        "set_scl": _int(r.get("SetSCL")),
+        "set_scl": as_int(r.get("SetSCL")),
         "set_header_name": as_str(r.get("SetHeaderName")),
         "set_header_value": as_str(r.get("SetHeaderValue")),
         "delete_message": bool(as_bool(r.get("DeleteMessage"))),
@@ -166,7 +130,7 @@ def transport_rule_row(r: dict[str, Any]) -> dict[str, Any] | None:
         "exceptions": _predicates(r, "ExceptIf"),
         "description": as_str(r.get("Description")),
         "comments": as_str(r.get("Comments")),
-        "when_changed": (lambda d: d.isoformat() if d else None)(_when(r.get("WhenChanged") or r.get("WhenChangedUTC"))),
+        "when_changed": iso(r.get("WhenChanged") or r.get("WhenChangedUTC")),
     }
 
 
