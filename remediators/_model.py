@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -206,6 +206,8 @@ class BaseStep:
     irreversible_reason: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     uses_exchange: ClassVar[bool] = False  # writes lag reads: verify polls
+    # A step whose targets mix services: the keys of the targets that are Exchange writes (the rest are Graph).
+    exchange_key_prefixes: ClassVar[tuple[str, ...]] = ()
     # _plan_targets reads the whole live state it acts on whatever the findings say, so a key absent from its targets
     # means "done" (forwarding, protocols, restricted senders). Finding-driven steps only look at what findings name.
     plans_from_live_state: ClassVar[bool] = False
@@ -229,7 +231,8 @@ class BaseStep:
             targets = []
         awaiting: list[tuple[str, str]] = []
         confirmed: list[tuple[str, str]] = []
-        earlier = ctx.unconfirmed.get(self.name, {}) if self.uses_exchange and not skip else {}
+        earlier = {k: a for k, a in ctx.unconfirmed.get(self.name, {}).items()
+                   if self.lags_like_exchange(k)} if not skip else {}
         if earlier:
             live = {t.key for t in targets}
             for t in [t for t in targets if t.key in earlier]:
@@ -293,24 +296,31 @@ class BaseStep:
         targets, _notes, skip = await self._plan_targets(ctx, plan.account)
         return set() if skip else {t.key for t in targets} & keys
 
-    def _verify_budget(self, ctx: StepContext) -> float:
+    def lags_like_exchange(self, key: str) -> bool:
+        """Whether the target ``key`` is an Exchange write (its read-back lags by minutes)."""
+        return self.uses_exchange or (bool(self.exchange_key_prefixes) and key.startswith(self.exchange_key_prefixes))
+
+    def _verify_budget(self, ctx: StepContext, keys: Iterable[str] = ()) -> float:
         """Exchange writes lag reads by 20 s to minutes (graph-api.md §3.2): the whole ``verify_timeout``. Directory
         writes through Graph are eventually consistent too, but replicate within seconds: a short budget, so a real
         tenant's replica lag is not reported as a failed change."""
-        return ctx.verify_timeout if self.uses_exchange else min(ctx.verify_timeout, GRAPH_VERIFY_BUDGET)
+        if self.uses_exchange or any(self.lags_like_exchange(k) for k in keys):
+            return ctx.verify_timeout
+        return min(ctx.verify_timeout, GRAPH_VERIFY_BUDGET)
 
     async def _poll(self, ctx: StepContext, plan: Plan, keys: set[str]) -> set[str]:
         """Re-read until none of ``keys`` is pending or the budget is spent; returns the keys still pending."""
-        deadline = time.monotonic() + self._verify_budget(ctx)
+        deadline = time.monotonic() + self._verify_budget(ctx, keys)
         while True:
             pending = await self._still_pending(ctx, plan, keys)
             if not pending or time.monotonic() >= deadline:
                 return pending
             await asyncio.sleep(ctx.poll_interval)
 
-    def not_confirmed_detail(self, ctx: StepContext) -> str:
-        if not self.uses_exchange:
-            return f"the change did not read back within {self._verify_budget(ctx):g} s"
+    def not_confirmed_detail(self, ctx: StepContext, keys: Iterable[str] = ()) -> str:
+        keys = list(keys)
+        if not (self.uses_exchange or any(self.lags_like_exchange(k) for k in keys)):
+            return f"the change did not read back within {self._verify_budget(ctx, keys):g} s"
         return (f"not confirmed yet: Exchange did not show the change within {ctx.verify_timeout:g} s (its writes can "
                 "take minutes to read back); a later remediate run re-checks it without applying it again")
 
@@ -326,7 +336,7 @@ class BaseStep:
                     good = o.key not in pending
                     ctx.journal.record(o.action_id, self.name, result.upn, o.key,
                                        "verified" if good else "verify_failed",
-                                       detail="" if good else self.not_confirmed_detail(ctx))
+                                       detail="" if good else self.not_confirmed_detail(ctx, [o.key]))
         return not pending
 
     async def recheck(self, ctx: StepContext, plan: Plan) -> bool:
@@ -340,7 +350,7 @@ class BaseStep:
                 good = key not in pending
                 ctx.journal.record(action_id, self.name, plan.account.upn, key, "verified" if good else "verify_failed",
                                    detail="reads back now (re-checked by a later run)" if good
-                                   else self.not_confirmed_detail(ctx))
+                                   else self.not_confirmed_detail(ctx, [key]))
         return not pending
 
     async def undo(self, ctx: StepContext, entry: Mapping[str, Any]) -> str:

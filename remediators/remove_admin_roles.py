@@ -31,7 +31,7 @@ ExternalDirectoryObjectId, else WindowsLiveID / PrimarySmtpAddress) is one targe
 ``Remove-RoleGroupMember -Identity <group> -Member <upn> -BypassSecurityGroupManagerCheck -Confirm:$false`` removes
 the membership, undo adds it back with ``Add-RoleGroupMember`` (already a member: nothing to do). Both need the
 Exchange role "Role Management" (Organization Management). Exchange writes lag reads (graph-api.md §3.2), so the
-step polls like the other Exchange steps (``uses_exchange``). Role groups that cannot be read are named in the plan
+step polls for those targets like the other Exchange steps (``exchange_key_prefixes``). Role groups that cannot be read are named in the plan
 (a refusal names the Exchange role), never read as "not a member".
 
 Not covered (the plan says so): Defender / Purview role groups, nested group memberships (named, not removed), and
@@ -40,14 +40,13 @@ Exchange role-group membership held through a mail-enabled group.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from remediators._model import Account, BaseStep, Plan, StepContext, StepError, Target
 from remediators._util import seg
-from scanner.collectors._util import LICENCE_CODES, as_list, as_str
+from scanner.collectors._util import LICENCE_CODES, as_list, as_str, is_exchange_refusal, parse_dt
 from scanner.collectors.exchange_role_groups import role_name
 from scanner.graph.client import ApiError
 from scanner.permissions import ROLE_GROUPS_READ_ROLE, ROLE_GROUPS_WRITE_ROLE
@@ -65,7 +64,6 @@ GROUP_PREFIX = "group:"
 EXO_GROUP_PREFIX = "exorolegroup:"
 GROUP_WRITE = "GroupMember.ReadWrite.All"
 ROLE_WRITE = "RoleManagement.ReadWrite.Directory"
-_NOT_IN_ROLE = re.compile(r"CommandNotFoundException|is not recognized as (?:the |a )?name of a cmdlet", re.I)
 ALREADY_MEMBER = "one or more added object references already exist"
 JUSTIFICATION = "m365sweep: compromised-account response (remove_admin_roles)"
 
@@ -101,12 +99,8 @@ def _expiry(row: Mapping[str, Any]) -> str | None:
 
 
 def _future(when: str | None) -> bool:
-    if not when:
-        return False
-    try:
-        return datetime.fromisoformat(when.replace("Z", "+00:00")) > datetime.now(UTC)
-    except ValueError:
-        return False
+    d = parse_dt(when)
+    return d is not None and d > datetime.now(UTC)
 
 
 def _group_name(g: Mapping[str, Any]) -> str:
@@ -122,8 +116,9 @@ class RemoveAdminRoles(BaseStep):
     permissions: ClassVar[tuple[str, ...]] = (ROLE_WRITE, GROUP_WRITE)
     reversible: ClassVar[bool] = True
     summary: ClassVar[str] = "removes admin role assignments, recording them for later restore"
-    # Exchange role-group removals lag their read-back like every Exchange write: verify polls with the full budget.
-    uses_exchange: ClassVar[bool] = True
+    # Exchange role-group removals lag their read-back like every Exchange write: verify polls with the full budget
+    # for them; the Graph targets (assignments, eligibility, groups) keep the short directory budget.
+    exchange_key_prefixes: ClassVar[tuple[str, ...]] = (EXO_GROUP_PREFIX,)
 
     async def _list(self, ctx: StepContext, principal_id: str) -> list[dict[str, Any]]:
         # $expand=roleDefinition names every role (the collector's table only knows the privileged ones).
@@ -270,7 +265,7 @@ class RemoveAdminRoles(BaseStep):
         try:
             groups = await ctx.exchange.invoke("Get-RoleGroup", {"ResultSize": "Unlimited"})
         except ApiError as exc:
-            if not (exc.is_permission or _not_in_role(exc)):
+            if not is_exchange_refusal(exc):
                 raise
             return [], [f"Exchange role groups could not be read ({exc.short()}): whether the account is a member of "
                         f"one (Exchange admin rights) is unknown; the app needs {ROLE_GROUPS_READ_ROLE}"]
@@ -288,7 +283,7 @@ class RemoveAdminRoles(BaseStep):
             except ApiError as exc:
                 if exc.is_not_found:
                     continue  # deleted since it was listed
-                if not (exc.is_permission or _not_in_role(exc)):
+                if not is_exchange_refusal(exc):
                     raise
                 unread.append(f"'{name}' ({exc.short()})")
                 continue
@@ -442,10 +437,6 @@ class RemoveAdminRoles(BaseStep):
                 return f"already a member of Exchange role group '{name}'"
             raise
         return f"membership of Exchange role group '{name}' restored"
-
-
-def _not_in_role(exc: ApiError) -> bool:
-    return bool(_NOT_IN_ROLE.search(exc.message or ""))
 
 
 def _not_a_member(exc: ApiError) -> bool:

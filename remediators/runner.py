@@ -179,7 +179,8 @@ async def execute(run: AccountRun) -> AccountOutcome:
                 rechecked: bool | None = await step.recheck(ctx, plan)
             except (ApiError, StepError):
                 rechecked = False
-            detail = "applied earlier, " + ("now confirmed" if rechecked else step.not_confirmed_detail(ctx))
+            detail = "applied earlier, " + ("now confirmed" if rechecked else step.not_confirmed_detail(
+                ctx, [k for k, _ in plan.awaiting]))
             results.append(StepResult(name, upn, "nothing_to_do", detail=f"{detail}; {_note(plan)}",
                                       verified=rechecked))
             continue
@@ -216,7 +217,8 @@ async def execute(run: AccountRun) -> AccountOutcome:
             verified = again if verified is None else (verified and again)
         detail = _note(plan)
         if verified is False and res.status == "applied":
-            detail = "; ".join(x for x in (step.not_confirmed_detail(ctx), detail) if x)
+            detail = "; ".join(x for x in (step.not_confirmed_detail(
+                ctx, [o.key for o in res.outcomes if o.status == "applied"]), detail) if x)
         results.append(StepResult(res.step, upn, res.status, res.outcomes, detail, verified))
     return AccountOutcome(upn, results, run)
 

@@ -133,10 +133,15 @@ def recipient_values(value: Any) -> list[str]:
     return out
 
 
+def is_exchange_refusal(err: ApiError) -> bool:
+    """An Exchange cmdlet the app may not run: a 403, or the cmdlet missing from the session its RBAC roles build."""
+    return err.is_permission or bool(_NOT_IN_ROLE.search(err.message or ""))
+
+
 def exchange_refusal_gap(cmdlet: str, err: ApiError, role: str, consequence: str = "") -> NotCollected | None:
-    """The coverage gap for an Exchange cmdlet the app may not run (a 403, or the cmdlet missing from the session its
-    RBAC roles build), naming the role it needs; None when the failure is something else."""
-    if not (err.is_permission or _NOT_IN_ROLE.search(err.message or "")):
+    """The coverage gap for an Exchange cmdlet the app may not run (:func:`is_exchange_refusal`), naming the role it
+    needs; None when the failure is something else."""
+    if not is_exchange_refusal(err):
         return None
     return NotCollected(
         reason=f"access denied to {cmdlet}; the app needs Exchange.ManageAsApp and {role} ({err.short()})"

@@ -222,3 +222,19 @@ def test_a_directory_write_that_never_reads_back_is_reported_unconfirmed(tmp_pat
     (statuses,) = _actions(s, upn, "remove_admin_roles").values()
     assert statuses == ["started", "applied", "verify_failed"]
     assert s.tenant.roles_of(s.tenant.user(upn)) == []  # it was done; only the read-back lagged
+
+
+def test_a_step_mixing_services_waits_the_exchange_budget_only_for_its_exchange_targets() -> None:
+    from remediators._model import GRAPH_VERIFY_BUDGET, StepContext
+    from remediators.remove_admin_roles import RemoveAdminRoles
+    from remediators.remove_forwarding import RemoveForwarding
+
+    ctx = StepContext(graph=None, exchange=None, verify_timeout=180.0)
+    step = RemoveAdminRoles()
+    # Entra assignments, PIM eligibility, role-assignable groups: Graph, replicated within seconds.
+    assert step._verify_budget(ctx, ["abc-1", "eligible:xyz", "group:g1"]) == GRAPH_VERIFY_BUDGET
+    assert "within 30 s" in step.not_confirmed_detail(ctx, ["abc-1"])
+    # An Exchange role-group membership lags like every Exchange write.
+    assert step._verify_budget(ctx, ["abc-1", "exorolegroup:Organization Management"]) == 180.0
+    assert "Exchange" in step.not_confirmed_detail(ctx, ["exorolegroup:Organization Management"])
+    assert RemoveForwarding()._verify_budget(ctx, ["forwarding"]) == 180.0  # a whole-Exchange step
