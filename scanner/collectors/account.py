@@ -10,6 +10,7 @@ Every collection ends up as data or a NotCollected; an account without an Exchan
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,6 +52,8 @@ from scanner.snapshot import (
     SendingStatus,
     User,
 )
+
+log = logging.getLogger("m365sweep.collect")
 
 
 @dataclass(frozen=True)
@@ -163,9 +166,11 @@ class AccountCollector:
         wanted = [dn for dn in unresolved_destinations(rows, resolve) if dn.lower() not in self._rule_recipients]
         if not wanted:
             return
-        found, _notes = await resolve_recipients(ex, wanted, self.src.directory)
+        found, notes = await resolve_recipients(ex, wanted, self.src.directory)
         for dn in wanted:
             self._rule_recipients[dn.lower()] = found.get(dn.lower())
+        for note in notes:  # the tenant's notes are already stored by now: say it in the log, once per DN
+            log.warning("hidden inbox rules: %s", note)
 
     # ---------------------------------------------------------------------------------------------- the chunk
     def _registration(self) -> Mapping[str, Any] | None:

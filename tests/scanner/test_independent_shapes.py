@@ -268,7 +268,7 @@ def test_hidden_rule_forwarding_to_a_mail_contact_by_legacy_dn_is_resolved(tmp_p
     assert [p.get("Identity") for c, p in exo.calls if c == "Get-Recipient"] == [CONTACT_DN]
 
 
-def test_hidden_rule_to_an_unresolvable_dn_is_still_reported(tmp_path: Path) -> None:
+def test_hidden_rule_to_an_unresolvable_dn_is_still_reported(tmp_path: Path, caplog: Any) -> None:
     tenant = _hidden_rule_to_contact_tenant()
     app = create_app(tenant, SimOptions())
     exo = ExchangeAs(app, fix=_rule_names_contact_by_dn)  # no Get-Recipient: 403 like an unknown cmdlet
@@ -278,6 +278,8 @@ def test_hidden_rule_to_an_unresolvable_dn_is_still_reported(tmp_path: Path) -> 
     detectors = {f["detector"] for f in _findings(tmp_path / "out") if f["account"] == RULE_OWNER}
     assert "mail.inbox_rule_hidden" in detectors
     assert len([c for c, _p in exo.calls if c == "Get-Recipient"]) == 1  # not asked again per chunk
+    assert any("Get-Recipient could not resolve" in r.getMessage() and CONTACT_DN in r.getMessage()
+               for r in caplog.records)  # the unresolved destination is said, not dropped
 
 
 def test_auto_remediation_clears_a_forward_to_a_mail_contact(tmp_path: Path) -> None:
