@@ -103,6 +103,21 @@ def _future(when: str | None) -> bool:
     return d is not None and d > datetime.now(UTC)
 
 
+KINDS = frozenset({"active", "eligible", "group", "exchange"})
+
+
+def _kind(key: str) -> str:
+    """Which kind of assignment a target key is (direct assignment keys are Graph's ids, without a prefix)."""
+    for prefix, kind in ((EXO_GROUP_PREFIX, "exchange"), (GROUP_PREFIX, "group"), (ELIGIBLE_PREFIX, "eligible")):
+        if key.startswith(prefix):
+            return kind
+    return "active"
+
+
+def _where(scope: str) -> str:
+    return "tenant-wide" if scope == "/" else f"scope {scope}"
+
+
 def _group_name(g: Mapping[str, Any]) -> str:
     return str(g.get("displayName") or g.get("id"))
 
@@ -132,46 +147,74 @@ class RemoveAdminRoles(BaseStep):
         return [r for r in rows if str(r.get("principalId", principal_id)).lower() == principal_id.lower()]
 
     async def _plan_targets(self, ctx: StepContext, account: Account) -> tuple[list[Target], list[str], str | None]:
-        targets = []
-        notes = [NOT_COVERED]
-        for a in await self._list(ctx, account.id):
+        targets, notes = await self._read_targets(ctx, account, KINDS)
+        return targets, [NOT_COVERED, *notes], None
+
+    async def _still_pending(self, ctx: StepContext, plan: Plan, keys: set[str]) -> set[str]:
+        # Re-read only the kinds of assignment still pending: a verify poll waiting on one Exchange role group does
+        # not re-read every Entra assignment, eligibility, group and role group each time.
+        targets, _notes = await self._read_targets(ctx, plan.account, {_kind(k) for k in keys})
+        return {t.key for t in targets} & keys
+
+    async def _read_targets(self, ctx: StepContext, account: Account,
+                            kinds: set[str] | frozenset[str]) -> tuple[list[Target], list[str]]:
+        targets: list[Target] = []
+        notes: list[str] = []
+        if "active" in kinds:
+            targets += self._active_targets(account, await self._list(ctx, account.id))
+        if "eligible" in kinds:
+            eligible, note = await self._eligible_or_note(ctx, account.id)
+            targets += self._eligible_targets(account, eligible)
+            notes += [note] if note else []
+        if "group" in kinds:
+            group_targets, group_notes = await self._group_targets(ctx, account)
+            targets += group_targets
+            notes += group_notes
+        if "exchange" in kinds:
+            exo_targets, exo_notes = await self._exchange_role_group_targets(ctx, account)
+            targets += exo_targets
+            notes += exo_notes
+        return targets, notes
+
+    @staticmethod
+    def _active_targets(account: Account, rows: list[dict[str, Any]]) -> list[Target]:
+        out = []
+        for a in rows:
             rd = str(a.get("roleDefinitionId") or "")
             scope = str(a.get("directoryScopeId") or "/")
             name = _role_name(a)
-            where = "tenant-wide" if scope == "/" else f"scope {scope}"
-            targets.append(Target(key=str(a["id"]), label=f"role {name} ({where})",
-                                  before={"roleDefinitionId": rd, "directoryScopeId": scope,
-                                          "principalId": account.id, "roleName": name},
-                                  after={"assigned": False}, data={"assignment_id": str(a["id"])}))
+            out.append(Target(key=str(a["id"]), label=f"role {name} ({_where(scope)})",
+                              before={"roleDefinitionId": rd, "directoryScopeId": scope,
+                                      "principalId": account.id, "roleName": name},
+                              after={"assigned": False}, data={"assignment_id": str(a["id"])}))
+        return out
+
+    async def _eligible_or_note(self, ctx: StepContext, principal_id: str) -> tuple[list[dict[str, Any]], str | None]:
         try:
-            eligible = await self._list_eligible(ctx, account.id)
+            return await self._list_eligible(ctx, principal_id), None
         except ApiError as exc:
-            eligible = []
             if _no_pim(exc):
-                notes.append("PIM is not available in this tenant (no Entra ID P2): no eligible role assignments")
-            else:
-                # The active roles still go; the operator is told what could not be checked.
-                notes.append(f"PIM-eligible role assignments could not be read ({exc.short()}): review them in "
-                             "Entra PIM, an eligible role can be activated again")
-        group_targets, group_notes = await self._group_targets(ctx, account)
-        notes.extend(group_notes)
-        exo_targets, exo_notes = await self._exchange_role_group_targets(ctx, account)
-        group_targets = group_targets + exo_targets
-        notes.extend(exo_notes)
-        for e in eligible:
+                return [], "PIM is not available in this tenant (no Entra ID P2): no eligible role assignments"
+            # The active roles still go; the operator is told what could not be checked.
+            return [], (f"PIM-eligible role assignments could not be read ({exc.short()}): review them in Entra PIM, "
+                        "an eligible role can be activated again")
+
+    @staticmethod
+    def _eligible_targets(account: Account, rows: list[dict[str, Any]]) -> list[Target]:
+        out = []
+        for e in rows:
             rd = str(e.get("roleDefinitionId") or "")
             scope = str(e.get("directoryScopeId") or "/")
             name = _role_name(e)
-            where = "tenant-wide" if scope == "/" else f"scope {scope}"
             end = _expiry(e)
-            targets.append(Target(
+            out.append(Target(
                 key=f"{ELIGIBLE_PREFIX}{e.get('id') or rd + scope}",
-                label=f"PIM-eligible role {name} ({where}" + (f", until {end}" if end else "") + ")",
+                label=f"PIM-eligible role {name} ({_where(scope)}" + (f", until {end}" if end else "") + ")",
                 before={"roleDefinitionId": rd, "directoryScopeId": scope, "principalId": account.id,
                         "roleName": name, "eligible": True, "endDateTime": end},
                 after={"eligible": False},
                 data={"eligible": True, "roleDefinitionId": rd, "directoryScopeId": scope}))
-        return targets + group_targets, notes, None
+        return out
 
     # ---- roles through role-assignable groups ----------------------------------------------------------------------
     async def _group_roles(self, ctx: StepContext, group_id: str) -> list[str]:
@@ -368,7 +411,7 @@ class RemoveAdminRoles(BaseStep):
             raise
         new_id = created.get("id") if isinstance(created, dict) else None
         old_id = entry.get("target")
-        where = "tenant-wide" if scope == "/" else f"scope {scope}"
+        where = _where(scope)
         if new_id and old_id and new_id != old_id:
             return f"role {name} ({where}) restored as assignment {new_id} (was {old_id})"
         return f"role {name} ({where}) restored" + (f" as assignment {new_id}" if new_id else "")
@@ -379,7 +422,7 @@ class RemoveAdminRoles(BaseStep):
 
     async def _undo_eligible(self, ctx: StepContext, principal: str, rd: str, scope: str, name: str,
                              end: str | None) -> str:
-        where = "tenant-wide" if scope == "/" else f"scope {scope}"
+        where = _where(scope)
 
         async def present() -> bool:
             return any(str(e.get("roleDefinitionId") or "").lower() == rd.lower()
