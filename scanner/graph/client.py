@@ -641,10 +641,8 @@ _TRUNCATION_WARNING = re.compile(r"only the first \d+ items|ResultSize|more resu
                                  re.IGNORECASE)
 
 
-_WARNED: set[tuple[str, str]] = set()
-
-
-def _check_warnings(data: Mapping[str, Any], cmdlet: str, *, has_next: bool) -> None:
+def _check_warnings(data: Mapping[str, Any], cmdlet: str, *, has_next: bool,
+                    warned: set[tuple[str, str]] | None = None) -> None:
     """``@adminapi.warnings`` of an InvokeCommand answer (graph-api.md §3.2): a read the service says it cut short, with
     no next page to follow, is an error (a gap), never a silently shorter list; other warnings are logged."""
     warnings = data.get("@adminapi.warnings")
@@ -657,11 +655,14 @@ def _check_warnings(data: Mapping[str, Any], cmdlet: str, *, has_next: bool) -> 
         raise ApiError(f"the service returned only part of the result: {texts[0]}", code="truncated",
                        service="exchange", path=cmdlet)
     key = (cmdlet, texts[0][:120])
-    if key in _WARNED:
-        _log.debug("Exchange %s warned: %s", cmdlet, " | ".join(texts))
-        return
-    if len(_WARNED) < 500:
-        _WARNED.add(key)  # the same warning for each of 100k mailboxes is logged once, not 100k times
+    if warned is not None:
+        # ``warned``: what this connection (one scan) has logged — the same warning for each of 100k mailboxes is
+        # logged once, not 100k times; a later scan (the scheduler's next night) logs it again.
+        if key in warned:
+            _log.debug("Exchange %s warned: %s", cmdlet, " | ".join(texts))
+            return
+        if len(warned) < 500:
+            warned.add(key)
     _log.warning("Exchange %s warned: %s", cmdlet, " | ".join(texts))
 
 
@@ -705,6 +706,7 @@ class ExchangeApi:
                                stats=self.stats, gate=self.gate,
                                on_auth_failure=getattr(token_provider, "invalidate", None))
         self._urls: dict[str, httpx.URL] = {}
+        self._warned: set[tuple[str, str]] = set()  # Exchange warnings already logged by this connection
         self._anchor = f"APP:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{tenant_id}"
 
     @property
@@ -813,7 +815,7 @@ class ExchangeApi:
                                service="exchange", path=cmdlet)
             nxt = data.get("@odata.nextLink")
             url = nxt if isinstance(nxt, str) and nxt else None
-            _check_warnings(data, cmdlet, has_next=url is not None)
+            _check_warnings(data, cmdlet, has_next=url is not None, warned=self._warned)
             yield [v for v in value if isinstance(v, dict)]
 
     async def invoke(self, cmdlet: str, parameters: Mapping[str, Any] | None = None, *,
