@@ -299,6 +299,12 @@ def main() -> None:
     print(f"logical requests      graph {graph_logical} ({', '.join(f'{k} {v}' for k, v in sorted(by_class.items()) if k != 'exchange')}), "
           f"exchange cmdlets {by_class.get('exchange', 0)}")
     print(f"directory RU          {meter.ru}")
+    busy = stats.get("busy_seconds", {})
+    collect_s = stats.get("collect_seconds", wall) or wall
+    for svc, n_http in (("graph", n_graph_http), ("exchange", n_ex)):
+        if busy.get(svc):  # how full each service's pipe was: mean requests in flight over the collect phase
+            print(f"{svc + ' in flight':<22}mean {busy[svc] / collect_s:.1f} of {args.concurrency} over the collect "
+                  f"phase; mean round trip {busy[svc] / max(n_http, 1) * 1000:.1f} ms")
     print(f"429 responses         {stats['throttled']}")
     print(f"retries               {stats['retries']}")
     print(f"coverage gaps         {len(result.errors)}")

@@ -305,7 +305,8 @@ async def run_scan(
         stat_dict = {"http_requests": stats.http_requests, "logical_requests": stats.logical_requests,
                      "throttled": stats.throttled, "retries": stats.retries, "server_errors": stats.server_errors,
                      "by_service": dict(stats.by_service), "by_class": dict(stats.by_class),
-                     "skipped": dict(stats.skipped), "seconds": round(time.monotonic() - t0, 3),
+                     "skipped": dict(stats.skipped),
+                     "busy_seconds": {k: round(v, 3) for k, v in stats.busy_seconds.items()}, "seconds": round(time.monotonic() - t0, 3),
                      "cpu_seconds": round(time.process_time() - cpu0, 3),
                      "collect_seconds": round(collect_s, 3), "collect_cpu_seconds": round(collect_cpu, 3)}
         errors = store.errors(scan_id)

@@ -98,6 +98,9 @@ class Stats:
     by_class: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     # Per-user reads an incremental scan did not make (proved unchanged since the last scan), by kind.
     skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # Seconds requests spent in flight, summed per service: divided by the collect phase's wall time it is the mean
+    # number of requests in flight (how full the pipe was; benchmarks).
+    busy_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     # Optional hook (benchmarks): called with (method, url, scope) for every logical Graph request.
     observer: Any = None
 
@@ -270,7 +273,11 @@ class _Sender:
                     async with self.sem:
                         self.stats.http_requests += 1
                         self.stats.by_service[self.service] += 1
-                        resp = await send()
+                        sent = time.monotonic()
+                        try:
+                            resp = await send()
+                        finally:
+                            self.stats.busy_seconds[self.service] += time.monotonic() - sent
                 finally:
                     if scope_sem is not None:
                         scope_sem.release()
