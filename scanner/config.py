@@ -192,6 +192,9 @@ class ScanSection(_Section):
     # Exchange over the project's lean HTTP/1.1 keep-alive transport instead of httpx's pool (less client CPU on big
     # tenants). Off by default: it does not use HTTP(S)_PROXY settings and speaks HTTP/1.1 only.
     fast_exchange_transport: bool = False
+    # Per-mailbox Exchange reads (Get-InboxRule, Get-MailboxPermission) sent 10 to a POST .../adminapi/beta/{tenant}/
+    # $batch. A service that refuses the batch gets them one at a time automatically; false always sends them singly.
+    exchange_batch: bool = True
 
 
 class Config(_Section):

@@ -18,7 +18,7 @@ from typing import Any
 
 from scanner.collectors._util import gap, legacy_dn, no_mailbox, parse_dt
 from scanner.collectors.auth_methods import parse_methods
-from scanner.collectors.delegates import delegates_for, read_full_access
+from scanner.collectors.delegates import delegates_for, full_access_cmdlet
 from scanner.collectors.exchange import cas_for, resolve_recipients
 from scanner.collectors.folders import (
     FOLDER_LIST_PARAMS,
@@ -31,6 +31,7 @@ from scanner.collectors.folders import (
 from scanner.collectors.forwarding import forwarding_from_mailbox
 from scanner.collectors.inbox_rules import (
     exchange_folder_path,
+    hidden_rules_cmdlet,
     merge_rules,
     translate_exchange_rule,
     unresolved_destinations,
@@ -224,26 +225,23 @@ class AccountCollector:
                     items.append(BatchItem(id=f"s|{uid}", scope=scope,
                                            url=f"/users/{uid}/mailFolders/sentitems/messages?{_sent_filter(since)}"))
 
-        async def exo_call(kind: str, uid: str, coro: Any) -> tuple[str, str, Any]:
-            try:
-                return kind, uid, await coro
-            except ApiError as err:
-                return kind, uid, err
-
-        exo_tasks = []
+        # The two Exchange reads per mailbox, batched 10 to a request where the service takes it (ExchangeApi.invoke_many)
+        exo_keys: list[tuple[str, str]] = []
+        exo_calls: list[tuple[str, dict[str, Any]]] = []
         for u in users:
             row = mailbox_rows[u["id"]]
             if row is None:
                 continue
             ident = row.get("primary") or row.get("upn") or u["userPrincipalName"]
             if cfg.scan.hidden_rules:
-                exo_tasks.append(exo_call("rules", u["id"], ex.invoke(
-                    "Get-InboxRule", {"Mailbox": ident, "IncludeHidden": True}, scope="exchange")))
-            exo_tasks.append(exo_call("perm", u["id"], read_full_access(ex, ident)))
+                exo_keys.append(("rules", u["id"]))
+                exo_calls.append(hidden_rules_cmdlet(ident))
+            exo_keys.append(("perm", u["id"]))
+            exo_calls.append(full_access_cmdlet(ident))
 
         batch_task = graph.batch(items) if items else _empty()
-        results, *exo_results = await asyncio.gather(batch_task, *exo_tasks)
-        exo_by: dict[tuple[str, str], Any] = {(k, uid): v for k, uid, v in exo_results}
+        results, exo_results = await asyncio.gather(batch_task, ex.invoke_many(exo_calls, scope="exchange"))
+        exo_by: dict[tuple[str, str], Any] = dict(zip(exo_keys, exo_results, strict=True))
         await self._resolve_rule_recipients(ex, exo_by)
 
         snapshots: list[AccountSnapshot] = []

@@ -40,8 +40,9 @@ def _delegate(trustee: str, right: str, directory: MailboxDirectory) -> Delegate
                     trustee_is_guest="#ext#" in (address or trustee).lower())
 
 
-async def read_full_access(ex: ExchangeApi, identity: str) -> list[dict[str, Any]]:
-    return await ex.invoke("Get-MailboxPermission", {"Identity": identity}, scope="exchange")
+def full_access_cmdlet(identity: str) -> tuple[str, dict[str, Any]]:
+    """The per-mailbox FullAccess read (for ``ExchangeApi.invoke_many``)."""
+    return "Get-MailboxPermission", {"Identity": identity}
 
 
 def delegates_for(

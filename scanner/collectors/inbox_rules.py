@@ -106,6 +106,11 @@ def _predicates(r: dict[str, Any], prefix: str, resolve: Callable[[str], str | N
     return out
 
 
+def hidden_rules_cmdlet(mailbox: str) -> tuple[str, dict[str, Any]]:
+    """The per-mailbox read of every inbox rule, hidden ones too (for ``ExchangeApi.invoke_many``)."""
+    return "Get-InboxRule", {"Mailbox": mailbox, "IncludeHidden": True}
+
+
 def unresolved_destinations(rows: list[dict[str, Any]], resolve: Callable[[str], str | None]) -> list[str]:
     """legacyExchangeDNs of forward / redirect destinations that ``resolve`` cannot turn into an address: a recipient of
     the organisation that is no mailbox (a mail contact or mail user — how a rule forwards outside through the GAL),

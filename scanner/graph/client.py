@@ -36,6 +36,9 @@ MAX_BATCH = 20
 RETRY_STATUSES = frozenset({429, 503, 504})
 THROTTLE_BUDGET_S = 600.0  # total Retry-After one request may wait before its 429 becomes a coverage gap
 THROTTLE_MAX_RETRIES = 40
+# Cmdlets per Exchange admin API $batch: what CIPP's New-ExoBulkRequest sends in production (Microsoft publishes no
+# limit for this endpoint).
+EXCHANGE_BATCH = 10
 
 
 class ApiError(Exception):
@@ -691,6 +694,7 @@ class ExchangeApi:
         lean: Any = None,
         timeout: float | None = None,
         connect_timeout: float | None = None,
+        batch: bool = True,
     ) -> None:
         # ``lean`` (a scanner.graph.lean_transport.LeanTransport): POST straight through it, skipping httpx's client
         # layer (cookies, redirects, auth flows, URL merging) — the Exchange cmdlets are the sweep's most numerous
@@ -715,6 +719,10 @@ class ExchangeApi:
         self._urls: dict[str, httpx.URL] = {}
         self._warned: set[tuple[str, str]] = set()  # Exchange warnings already logged by this connection
         self._anchor = f"APP:SystemMailbox{{bb558c35-97f1-4cb9-8ff7-d53741dc928c}}@{tenant_id}"
+        # JSON batching of reads (invoke_many): None = not tried yet, True = the service answered a batch, False =
+        # off ([scan] exchange_batch = false) or refused by the service (then cmdlets go one at a time).
+        self._batch_ok: bool | None = None if batch else False
+        self._probe = asyncio.Lock()
 
     @property
     def invoke_url(self) -> str:
@@ -831,3 +839,148 @@ class ExchangeApi:
         async for page in self.iter_invoke(cmdlet, parameters, scope=scope):
             out.extend(page)
         return out
+
+    @property
+    def batch_url(self) -> str:
+        return f"{self.base_url}/adminapi/beta/{self.tenant_id}/$batch"
+
+    async def invoke_many(self, calls: Sequence[tuple[str, Mapping[str, Any]]], *,
+                          scope: str = "exchange") -> list[list[dict[str, Any]] | ApiError]:
+        """Run many read cmdlets (``Get-*``); one result per call, in order: its rows, or the ApiError it ended with.
+
+        Reads go ``EXCHANGE_BATCH`` at a time in one ``POST .../adminapi/beta/{tenant}/$batch`` (the OData JSON batch
+        the Exchange admin API answers; graph-api.md §3.2a): the two cmdlets per mailbox are the sweep's most numerous
+        requests. A throttled or failed sub-request is retried in a later batch; one with a next page is read again
+        alone, whole. A service that refuses batching (404/405/400/501, or an answer without ``responses``) gets the
+        cmdlets one at a time for the rest of the connection, and so does every call when batching is off."""
+        for cmdlet, _ in calls:
+            if not cmdlet.startswith("Get-"):
+                raise ValueError(f"invoke_many batches reads only, not {cmdlet}")
+        if self._batch_ok is False or len(calls) < 2:
+            return list(await asyncio.gather(*(self._invoke_or_error(c, p, scope) for c, p in calls)))
+        groups = [list(range(i, min(i + EXCHANGE_BATCH, len(calls)))) for i in range(0, len(calls), EXCHANGE_BATCH)]
+        out: list[list[dict[str, Any]] | ApiError | None] = [None] * len(calls)
+        if self._batch_ok is None:
+            # The first batch is a probe: until the service has answered one, other callers wait rather than post
+            # batches a service without them would refuse one by one.
+            async with self._probe:
+                if self._batch_ok is None:
+                    await self._batch_group(calls, groups.pop(0), out, scope)
+            if self._batch_ok is False:
+                rest = [i for g in groups for i in g]
+                results = await asyncio.gather(*(self._invoke_or_error(*calls[i], scope) for i in rest))
+                for i, r in zip(rest, results, strict=True):
+                    out[i] = r
+                groups = []
+        await asyncio.gather(*(self._batch_group(calls, g, out, scope) for g in groups))
+        return [r if r is not None else ApiError("no answer", code="malformed_response", service="exchange",
+                                                 path=calls[i][0]) for i, r in enumerate(out)]
+
+    async def _invoke_or_error(self, cmdlet: str, params: Mapping[str, Any],
+                               scope: str) -> list[dict[str, Any]] | ApiError:
+        try:
+            return await self.invoke(cmdlet, params, scope=scope)
+        except ApiError as err:
+            return err
+
+    async def _batch_group(self, calls: Sequence[tuple[str, Mapping[str, Any]]], idx: list[int],
+                           out: list[Any], scope: str) -> None:
+        sub_headers = {"Content-Type": "application/json", "Accept": "application/json",
+                       "X-AnchorMailbox": self._anchor, "Prefer": f"odata.maxpagesize={self.page_size}"}
+        pending = list(idx)
+        alone: list[int] = []  # read again one at a time: a next page, a garbled or missing answer, a refused batch
+        throttles: dict[int, int] = defaultdict(int)  # 429 answers per call (the single path's throttle budget)
+        waited = 0.0
+        self.stats.logical_requests += len(idx)
+        self.stats.by_class["exchange"] += len(idx)
+        while pending:
+            body = {"requests": [{"id": str(i), "method": "POST", "url": self.invoke_url, "headers": sub_headers,
+                                  "body": {"CmdletInput": {"CmdletName": calls[i][0],
+                                                           "Parameters": dict(calls[i][1])}}} for i in pending]}
+            try:
+                resp = await self._sender.run(lambda body=body: self._post(self.batch_url, body), scope=scope,
+                                              path="$batch")
+            except ApiError:
+                alone.extend(pending)  # the batch itself kept failing: each cmdlet's own path names its error
+                break
+            data = None
+            if resp.status < 400:
+                try:
+                    data = _decode_json(resp, "exchange", "$batch")
+                except ApiError:
+                    data = None
+            answers = data.get("responses") if isinstance(data, dict) else None
+            if not isinstance(answers, list):
+                if resp.status in (400, 404, 405, 501) or resp.status < 400:
+                    if self._batch_ok is None:
+                        self._batch_ok = False
+                        _log.info("the Exchange admin API did not take a $batch (HTTP %s); sending cmdlets one at a "
+                                  "time", resp.status)
+                alone.extend(pending)
+                break
+            self._batch_ok = True
+            by_id = {str(a.get("id")): a for a in answers if isinstance(a, dict)}
+            retry: list[int] = []
+            wait = 0.0
+            throttled = False
+            for i in pending:
+                a = by_id.get(str(i))
+                status = a.get("status") if a is not None else None
+                if not isinstance(status, int):
+                    alone.append(i)
+                    continue
+                cmdlet = calls[i][0]
+                headers = {str(k): str(v) for k, v in (a.get("headers") or {}).items()} \
+                    if isinstance(a.get("headers"), dict) else {}
+                abody = a.get("body")
+                if status == 429:
+                    # Throttled: retried in a later batch after its Retry-After, within the single path's budget.
+                    self.stats.throttled += 1
+                    throttles[i] += 1
+                    if throttles[i] > max(self._sender.max_retries, THROTTLE_MAX_RETRIES) or \
+                            waited > THROTTLE_BUDGET_S:
+                        out[i] = _error_from_body(status, orjson.dumps(abody) if isinstance(abody, dict) else b"",
+                                                  "exchange", cmdlet, headers)
+                        continue
+                    ra = parse_retry_after(next((v for k, v in headers.items() if k.lower() == "retry-after"), None))
+                    wait = max(wait, ra if ra is not None else backoff(throttles[i]))
+                    throttled = True
+                    retry.append(i)
+                    continue
+                if status >= 500 or status == 401:
+                    # A failed or unauthorised sub-request goes through the single path, with its retries, token
+                    # refresh and error wording.
+                    self.stats.server_errors += status >= 500
+                    alone.append(i)
+                    continue
+                if status >= 400:
+                    out[i] = _error_from_body(status, orjson.dumps(abody) if isinstance(abody, (dict, list)) else b"",
+                                              "exchange", cmdlet, headers)
+                    continue
+                if abody is None:
+                    out[i] = []
+                    continue
+                value = abody.get("value") if isinstance(abody, dict) else None
+                if not isinstance(abody, dict) or not isinstance(value, list | None) or abody.get("@odata.nextLink"):
+                    alone.append(i)  # garbled, or longer than one page: read it again on its own, whole
+                    continue
+                try:
+                    _check_warnings(abody, cmdlet, has_next=False, warned=self._warned)
+                except ApiError as err:
+                    out[i] = err
+                    continue
+                out[i] = [v for v in value or () if isinstance(v, dict)]
+            pending = retry
+            if pending:
+                self.stats.retries += len(pending)
+                waited += wait
+                if throttled:
+                    self.gate.block(scope, wait)  # Retry-After holds this scope's other calls too (§9.1)
+                else:
+                    await asyncio.sleep(wait)
+        if alone:
+            self.stats.logical_requests -= len(alone)  # counted again by invoke()
+            self.stats.by_class["exchange"] -= len(alone)
+            results = await asyncio.gather(*(self._invoke_or_error(calls[i][0], calls[i][1], scope) for i in alone))
+            for i, r in zip(alone, results, strict=True):
+                out[i] = r

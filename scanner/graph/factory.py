@@ -257,7 +257,8 @@ def connect(
     ex_tokens = _ExchangeTokens(cred, cfg.exchange_url)
     exchange = ExchangeApi(ex_https, cfg.exchange_url, cfg.tenant.tenant_id, ex_tokens,
                            max_in_flight=in_flight, max_retries=cfg.scan.max_retries, stats=stats,
-                           gate=gate, lean=lean, timeout=ex_timeout.read, connect_timeout=ex_timeout.connect)
+                           gate=gate, lean=lean, timeout=ex_timeout.read, connect_timeout=ex_timeout.connect,
+                           batch=cfg.scan.exchange_batch)
     conn = Connection(graph=graph, exchange=exchange, credential=cred, stats=stats, tenant_id=cfg.tenant.tenant_id,
                       graph_url=graph_url, exchange_url=cfg.exchange_url)
     conn._closers.extend([http.aclose, *(c.aclose for c in ex_https)])

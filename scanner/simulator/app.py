@@ -48,6 +48,11 @@ class SimOptions:
     # Exchange Recipient Administrator). The REST session is built from the roles, so such a cmdlet answers like an
     # unknown one: 403 with a NUL byte declared as gzip (graph-api.md §3.2).
     exchange_rbac_denied: frozenset[str] = frozenset()
+    # Exchange admin API JSON batching (POST /adminapi/beta/{tenant}/$batch, up to exchange_batch_max InvokeCommand
+    # sub-requests run concurrently; field-proven in CIPP's New-ExoBulkRequest, not documented by Microsoft). False:
+    # the endpoint answers 404, like an implementation without it (the client then sends cmdlets one at a time).
+    exchange_batch: bool = True
+    exchange_batch_max: int = 10
 
 
 class Resp:
@@ -382,13 +387,14 @@ class SimulatorApp:
 
     # ------------------------------------------------------------------ Exchange
     async def _exchange(self, method: str, path: str, raw_qs: str, headers: dict, body: bytes, base: str,
-                        rid: str, crid: str) -> Resp:
+                        rid: str, crid: str, inner: bool = False) -> Resp:
         t = self.tenant
         segs = [s for s in path.split("/") if s]
         if self.options.latency_ms:
             await asyncio.sleep(self.options.latency_ms / 1000)
-        self.throttler.requests["exchange"] += 1
-        t.stats["exchange_requests"] += 1
+        if not (len(segs) == 4 and segs[3] == "$batch"):
+            self.throttler.requests["exchange"] += 1
+            t.stats["exchange_requests"] += 1
         try:
             claims = self._auth(headers, tokens.EXCHANGE_RESOURCE)
         except tokens.TokenError as e:
@@ -398,6 +404,16 @@ class SimulatorApp:
                                                        'authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
                                                        'error="invalid_token"',
                                    "x-ms-diagnostics": f'2000003;reason="{e}";error_category="invalid_token"'})
+        if len(segs) == 4 and segs[1] == "beta" and segs[3] == "$batch" and self.options.exchange_batch and not inner:
+            if segs[2].lower() not in (t.tenant_id, *t.domains):
+                return Resp(404, b"", {})
+            if method != "POST":
+                return Resp(405, b"", {"Allow": "POST"})
+            self.throttler.requests["exchange_batch"] += 1
+            rf = self.random_faults.draw()
+            if rf is not None:
+                return self._fault_response(rf, rid, crid, exchange_api=True)
+            return await self._exchange_batch(segs[2], headers, body, base, rid, crid)
         if len(segs) != 4 or segs[1] != "beta" or segs[3] != "InvokeCommand":
             return Resp(405 if len(segs) == 4 and segs[3] == "InvokeCommand" else 404, b"", {})
         if segs[2].lower() not in (t.tenant_id, *t.domains):
@@ -465,6 +481,65 @@ class SimulatorApp:
         if nxt_token is not None:
             out["@odata.nextLink"] = f"{base}/adminapi/beta/{segs[2]}/InvokeCommand?$skiptoken={nxt_token}"
         return Resp(200, orjson.dumps(out), {"Content-Type": EXO_CT})
+
+    async def _exchange_batch(self, tenant_seg: str, headers: dict, body: bytes, base: str, rid: str,
+                              crid: str) -> Resp:
+        """OData JSON batch of InvokeCommand calls: ``{"requests": [{"id", "method": "POST", "url", "headers",
+        "body": {"CmdletInput": ...}}]}`` -> ``{"responses": [{"id", "status", "headers", "body"}]}`` in any order.
+        The URL may be absolute or start with ``/adminapi/``; each sub-request is run (concurrently) like a single
+        InvokeCommand with the batch's token, faults and latency included."""
+        def bad(msg: str) -> Resp:
+            return self._exo_error(400, "Ex5B3E21", "Microsoft.Exchange.Admin.OData.Core.ODataBadRequestException", msg)
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return bad("The batch request body is not valid JSON.")
+        reqs = doc.get("requests") if isinstance(doc, dict) else None
+        if not isinstance(reqs, list) or not reqs:
+            return bad("The batch request must contain a 'requests' array.")
+        if len(reqs) > self.options.exchange_batch_max:
+            return bad(f"The number of requests in the batch exceeds the limit of {self.options.exchange_batch_max}.")
+        seen: set[str] = set()
+        parsed: list[tuple[str, str, str]] = []
+        for r in reqs:
+            if not isinstance(r, dict) or not r.get("id") or "url" not in r:
+                return bad("Each batch request needs an 'id' and a 'url'.")
+            rid_ = str(r["id"])
+            if rid_ in seen:
+                return bad("Batch request ids must be unique.")
+            seen.add(rid_)
+            url = str(r["url"])
+            if url.startswith(("http://", "https://")):
+                url = "/" + url.split("/", 3)[3] if url.count("/") >= 3 else "/"
+            path, _, qs = url.partition("?")
+            if not path.startswith("/adminapi/") or str(r.get("method") or "POST").upper() != "POST":
+                return bad(f"Request '{rid_}': only POST .../InvokeCommand can be batched.")
+            parsed.append((rid_, unquote(path), qs))
+
+        async def run_one(r: dict, rid_: str, path: str, qs: str) -> dict[str, Any]:
+            ih = {k.lower(): str(v) for k, v in (r.get("headers") or {}).items()}
+            for k in ("authorization", "client-request-id"):
+                if k in headers:
+                    ih.setdefault(k, headers[k])
+            ibody = orjson.dumps(r["body"]) if r.get("body") is not None else b""
+            resp = await self._exchange("POST", path, qs, ih, ibody, base, rid, crid, inner=True)
+            if resp.special == "reset":
+                resp = self._exo_error(503, "Ex2C9A10", "System.TimeoutException", "The operation timed out.")
+                resp.headers["Retry-After"] = "1"
+            out: dict[str, Any] = {"id": rid_, "status": resp.status,
+                                   "headers": {k: v for k, v in resp.headers.items()
+                                               if k in ("Content-Type", "Retry-After")}}
+            if resp.body and resp.status != 403:
+                try:
+                    out["body"] = orjson.loads(resp.body)
+                except orjson.JSONDecodeError:
+                    out["body"] = resp.body.decode("utf-8", "replace")
+            return out
+
+        responses = list(await asyncio.gather(*(run_one(r, *p) for r, p in zip(reqs, parsed, strict=True))))
+        if self.options.shuffle_batch:
+            self.batch_rng.shuffle(responses)
+        return Resp(200, orjson.dumps({"responses": responses}), {"Content-Type": EXO_CT})
 
     def _exo_error(self, status: int, code: str, exc_type: str, text: str) -> Resp:
         body = {"error": {"code": "InternalServerError" if status >= 500 else "BadRequest", "message": "Error executing cmdlet",

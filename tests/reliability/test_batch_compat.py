@@ -31,12 +31,16 @@ class NoBatch:
     def __init__(self, app: Any, status: int) -> None:
         self.app = app
         self.status = status
-        self.refused = 0
+        self.refused = 0  # Graph batches refused
+        self.refused_exchange = 0  # Exchange admin API batches refused
         self.single: list[str] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"].endswith("/$batch"):
-            self.refused += 1
+            if scope["path"].startswith("/adminapi/"):
+                self.refused_exchange += 1
+            else:
+                self.refused += 1
             body = json.dumps({"error": {"code": "BadRequest", "message": "Resource not found for the segment '$batch'."}})
             await send({"type": "http.response.start", "status": self.status,
                         "headers": [(b"content-type", b"application/json")]})
@@ -99,6 +103,7 @@ def test_a_service_without_batch_is_read_request_by_request(tmp_path: Path, base
     result = asyncio.run(scan(env, tmp_path / "out"))
     assert result.errors == [] and result.exit_code == 0
     assert gateway.refused == 1  # asked once, then the client stops posting batches
+    assert gateway.refused_exchange == 1  # the same for the Exchange admin API's batch
     assert any(p.endswith("/messageRules") for p in gateway.single)
     assert _findings(tmp_path / "out") == baseline
     assert snapshot(env, result, VICTIM).status("inbox_rules") == "collected"

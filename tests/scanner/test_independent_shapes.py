@@ -46,6 +46,11 @@ class ExchangeAs:
         if scope["type"] != "http" or "/adminapi/" not in scope.get("path", ""):
             await self.app(scope, receive, send)
             return
+        if scope["path"].endswith("/$batch"):
+            # An implementation without the admin API's JSON batch: the scanner must fall back to single cmdlets.
+            self.calls.append(("$batch", {}))
+            await _send_json(send, 404, {})
+            return
         raw, again = await read_request(receive)
         try:
             cmd = json.loads(raw)["CmdletInput"]
