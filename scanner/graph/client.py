@@ -848,9 +848,11 @@ class ExchangeApi:
                           scope: str = "exchange") -> list[list[dict[str, Any]] | ApiError]:
         """Run many read cmdlets (``Get-*``); one result per call, in order: its rows, or the ApiError it ended with.
 
-        Reads go ``EXCHANGE_BATCH`` at a time in one ``POST .../adminapi/beta/{tenant}/$batch`` (the OData JSON batch
-        the Exchange admin API answers; graph-api.md §3.2a): the two cmdlets per mailbox are the sweep's most numerous
-        requests. A throttled or failed sub-request is retried in a later batch; one with a next page is read again
+        Reads go ``EXCHANGE_BATCH`` at a time in one ``POST .../adminapi/beta/{tenant}/$batch``: the OData JSON batch
+        of InvokeCommand calls (``{"requests": [{"id", "method": "POST", "url": <InvokeCommand URL>, "headers",
+        "body": {"CmdletInput": ...}}]}`` -> ``{"responses": [{"id", "status", "headers", "body"}]}``), undocumented
+        by Microsoft but used in production by CIPP (New-ExoBulkRequest, 10 per batch). The two cmdlets per mailbox
+        are the sweep's most numerous requests. A throttled or failed sub-request is retried in a later batch; one with a next page is read again
         alone, whole. A service that refuses batching (404/405/400/501, or an answer without ``responses``) gets the
         cmdlets one at a time for the rest of the connection, and so does every call when batching is off."""
         for cmdlet, _ in calls:

@@ -73,7 +73,9 @@ the directory in listing order.
 Other options: ``SimOptions(token_lifetime_s=3600, exchange_page_size=1000, shuffle_batch=True, nul_403_gzip=True)``
 (unknown cmdlets answer 403 with a NUL byte declared as gzip, as the real endpoint does; httpx raises DecodingError on
 it unless the client streams the body). ``SimOptions(exchange_rbac_denied={"Get-TransportRule"})``: cmdlets outside
-the app's Exchange RBAC role(s), answered like an unknown cmdlet.
+the app's Exchange RBAC role(s), answered like an unknown cmdlet. ``POST /adminapi/beta/{tenant}/$batch`` runs up to
+``SimOptions(exchange_batch_max=10)`` InvokeCommand sub-requests concurrently (each with its own latency, faults and
+errors, answered by id in any order); ``SimOptions(exchange_batch=False)`` answers it 404, like a service without it.
 
 Throttling (``SimOptions(throttle=True)``): Outlook per mailbox 4 concurrent / 10,000 per 10 min
 (``ApplicationThrottled``), directory resource units per 10 s by tenant size with ``x-ms-resource-unit`` /
