@@ -169,8 +169,9 @@ def test_certificate_key_readable_by_others_is_warned_about(tmp_path: Path, comm
         database = "{tmp_path / 'c.db'}"
         """)
     # The warning comes before sign-in (which cannot work here): read stderr's first line, then stop the process.
+    # cwd: the killed scan may be probing its default ./output directory's parent (the checkout) for writability.
     proc = subprocess.Popen(cli(command, "--config", str(cfg), *(["-q"] if command == "scan" else [])),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
         first = proc.stderr.readline() if proc.stderr else ""
     finally:
