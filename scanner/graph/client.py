@@ -33,6 +33,7 @@ import orjson
 _log = logging.getLogger("m365sweep.exchange")
 
 MAX_BATCH = 20
+OUTLOOK_PER_POST = 16  # Outlook sub-requests per $batch POST: Graph runs them 4 at a time (see _pack)
 RETRY_STATUSES = frozenset({429, 503, 504})
 THROTTLE_BUDGET_S = 600.0  # total Retry-After one request may wait before its 429 becomes a coverage gap
 THROTTLE_MAX_RETRIES = 40
@@ -599,7 +600,9 @@ def _pack(items: list[BatchItem]) -> list[list[BatchItem]]:
     """Items in POSTs of ≤ 20, never splitting one mailbox's sub-requests across POSTs (when they fit in one).
 
     Graph hands Outlook 4 sub-requests of a batch at a time, so one POST never exceeds a mailbox's 4-concurrent
-    limit; the same mailbox spread over two POSTs in flight together could (graph-api.md §9.2-9.3).
+    limit; the same mailbox spread over two POSTs in flight together could (graph-api.md §9.2-9.3). For the same
+    reason a POST takes at most OUTLOOK_PER_POST (16, four rounds of 4) Outlook sub-requests: a fifth round for the
+    last few would add a whole round trip, while directory sub-requests, not held to 4 at a time, fill the rest.
     """
     groups: dict[str, list[BatchItem]] = {}
     loose: list[BatchItem] = []
@@ -611,9 +614,9 @@ def _pack(items: list[BatchItem]) -> list[list[BatchItem]]:
     posts: list[list[BatchItem]] = []
     current: list[BatchItem] = []
     for group in groups.values():
-        for i in range(0, len(group), MAX_BATCH):
-            part = group[i:i + MAX_BATCH]
-            if len(current) + len(part) > MAX_BATCH:
+        for i in range(0, len(group), OUTLOOK_PER_POST):
+            part = group[i:i + OUTLOOK_PER_POST]
+            if len(current) + len(part) > OUTLOOK_PER_POST:
                 posts.append(current)
                 current = []
             current.extend(part)

@@ -335,7 +335,8 @@ class SimulatorApp:
                     return bad(f"Request '{rid_}' depends on '{d}', which is not an earlier request in the batch.")
         results: dict[str, dict] = {}
         done: dict[str, asyncio.Event] = {str(r["id"]): asyncio.Event() for r in reqs}
-        # Graph hands the Outlook service up to 4 requests of a batch at a time (graph-api.md §9.2).
+        # Graph hands the Outlook service up to 4 requests of a batch at a time (graph-api.md §9.2); nothing limits the
+        # batch's other sub-requests (directory, reports), which run at once.
         gate = asyncio.Semaphore(4)
 
         async def run_one(r: dict) -> None:
@@ -358,8 +359,12 @@ class SimulatorApp:
                     if k in headers:
                         ih.setdefault(k, headers[k])
                 ibody = orjson.dumps(r["body"]) if r.get("body") is not None else b""
-                async with gate:
-                    resp = await self.handle(str(r["method"]).upper(), "/v1.0" + path, qs, ih, ibody, base, inner=True)
+                method_ = str(r["method"]).upper()
+                if graph.request_class(graph.Req(method_, path, {}, {}, b"", base).segs) == "outlook":
+                    async with gate:
+                        resp = await self.handle(method_, "/v1.0" + path, qs, ih, ibody, base, inner=True)
+                else:
+                    resp = await self.handle(method_, "/v1.0" + path, qs, ih, ibody, base, inner=True)
                 if resp.special == "reset":
                     resp = self._graph_error(503, "serviceNotAvailable", "Service Unavailable", rid, crid, {"Retry-After": "1"})
                 out: dict[str, Any] = {"id": rid_, "status": resp.status,
