@@ -481,6 +481,11 @@ class GraphApi:
         """
         results: dict[str, BatchResult] = {}
         auth_retried: set[str] = set()
+        # Per sub-request: failed rounds (5xx, no answer) count against max_rounds; throttled ones (429) against the
+        # single path's throttle allowance, as throttling is not failure (a tenant's directory RU budget answers
+        # 429 to many rounds in a row on a big sweep).
+        tries: dict[str, int] = defaultdict(int)
+        throttles: dict[str, int] = defaultdict(int)
         pending = list(items)
         self.stats.logical_requests += len(items)
         for i in items:
@@ -499,7 +504,7 @@ class GraphApi:
             chunks = _pack(ready)
             for group in waiting.values():
                 chunks.extend(_pack(group))
-            outcomes = await asyncio.gather(*(self._batch_post(c, rounds, max_rounds, auth_retried)
+            outcomes = await asyncio.gather(*(self._batch_post(c, rounds, max_rounds, auth_retried, tries, throttles)
                                               for c in chunks),
                                             return_exceptions=True)
             pending = []
@@ -511,8 +516,9 @@ class GraphApi:
                 pending.extend(retry)
         return results
 
-    async def _batch_post(self, chunk: list[BatchItem], rounds: int, max_rounds: int,
-                          auth_retried: set[str]) -> tuple[dict[str, BatchResult], list[BatchItem]]:
+    async def _batch_post(self, chunk: list[BatchItem], rounds: int, max_rounds: int, auth_retried: set[str],
+                          tries: dict[str, int], throttles: dict[str, int],
+                          ) -> tuple[dict[str, BatchResult], list[BatchItem]]:
         # Wait for the scopes of this chunk (a throttled mailbox delays only its own sub-requests).
         for scope in {i.scope for i in chunk}:
             await self.gate.wait(scope)
@@ -534,10 +540,15 @@ class GraphApi:
                     answers[str(r["id"])] = r
         results: dict[str, BatchResult] = {}
         retry: list[BatchItem] = []
+        exhausted = {"error": {"code": "retries_exhausted", "message": "no answer after retries"}}
         for item in chunk:
             r = answers.get(item.id)
             if r is None:
-                retry.append(item)
+                tries[item.id] += 1
+                if tries[item.id] >= max_rounds:
+                    results[item.id] = BatchResult(item.id, 503, {}, exhausted)
+                else:
+                    retry.append(item)
                 continue
             status = int(r.get("status") or 0)
             raw_headers = r.get("headers")
@@ -550,26 +561,25 @@ class GraphApi:
                     rbody = loads(rbody)
                 except ValueError:
                     rbody = None
-            if status in RETRY_STATUSES and rounds < max_rounds:
+            if status == 429:
+                self.stats.throttled += 1
+                throttles[item.id] += 1
+            elif status in RETRY_STATUSES:
+                tries[item.id] += 1
+            if status in RETRY_STATUSES and (throttles[item.id] <= max(max_rounds, THROTTLE_MAX_RETRIES)
+                                             if status == 429 else tries[item.id] < max_rounds):
                 wait = parse_retry_after(headers.get("Retry-After"))
-                if status == 429:
-                    self.stats.throttled += 1
                 self.stats.retries += 1
                 self.gate.block(item.scope, wait if wait is not None else backoff(rounds))
                 retry.append(item)
                 continue
-            if status == 401 and item.id not in auth_retried and rounds < max_rounds:
+            if status == 401 and item.id not in auth_retried:
                 # The token expired while the batch ran: the next round's POST carries a fresh one (once).
                 auth_retried.add(item.id)
                 self.stats.retries += 1
                 retry.append(item)
                 continue
             results[item.id] = BatchResult(item.id, status, headers, rbody)
-        if rounds >= max_rounds:
-            for item in retry:
-                results[item.id] = BatchResult(item.id, 503, {}, {"error": {
-                    "code": "retries_exhausted", "message": "no answer after retries"}})
-            retry = []
         return results, retry
 
 
