@@ -948,6 +948,11 @@ class ExchangeApi:
                 headers = {str(k): str(v) for k, v in (a.get("headers") or {}).items()} \
                     if isinstance(a.get("headers"), dict) else {}
                 abody = a.get("body")
+                if isinstance(abody, str) and abody.lstrip().startswith("{"):
+                    try:  # a body sent as JSON text, as some OData services do for sub-responses
+                        abody = loads(abody)
+                    except ValueError:
+                        pass
                 if status == 429:
                     # Throttled: retried in a later batch after its Retry-After, within the single path's budget.
                     self.stats.throttled += 1

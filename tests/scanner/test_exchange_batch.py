@@ -15,7 +15,15 @@ import orjson
 import pytest
 
 from scanner.simulator import SimOptions, create_app, generate_tenant
-from tests.reliability.helpers import assert_nothing_lost, env_for, gaps_of, read_findings_json, scan, snapshot
+from tests.reliability.helpers import (
+    assert_nothing_lost,
+    env_for,
+    gaps_of,
+    read_findings_json,
+    rewrite_body,
+    scan,
+    snapshot,
+)
 
 HIDDEN = "isaiah.langer@contoso.com"  # a MAPI-hidden rule redirecting all mail (visible only to Get-InboxRule)
 DELEGATE = "megan.bowen@contoso.com"  # FullAccess granted to an external guest
@@ -164,3 +172,38 @@ def test_simulator_batch_refuses_more_than_ten_and_non_invoke_urls() -> None:
     assert _post_batch(app, tenant, [_sub(1, "Get-Mailbox", {}, "/v1.0/users")]).status_code == 400
     off = create_app(tenant, SimOptions(exchange_batch=False))
     assert _post_batch(off, tenant, [_sub(1, "Get-Mailbox", {}, url)]).status_code == 404
+
+
+class TextBodies:
+    """ASGI middleware: Exchange ``$batch`` sub-responses with lowercase header names and their JSON bodies as text."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.rewritten = 0
+
+    def _fix(self, doc: dict[str, Any]) -> dict[str, Any]:
+        for r in doc.get("responses") or []:
+            r["headers"] = {str(k).lower(): v for k, v in (r.get("headers") or {}).items()}
+            if isinstance(r.get("body"), dict):
+                r["body"] = orjson.dumps(r["body"]).decode()
+                self.rewritten += 1
+        return doc
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/$batch") or "/adminapi/" not in scope["path"]:
+            await self.app(scope, receive, send)
+            return
+        await self.app(scope, receive, rewrite_body(send, lambda _s, data: orjson.dumps(self._fix(orjson.loads(data)))))
+
+
+def test_sub_response_bodies_sent_as_json_text_are_read_in_the_batch(tmp_path: Path) -> None:
+    tenant = generate_tenant(users=40, seed=7, scenarios=True)
+    app = create_app(tenant, SimOptions())
+    gateway = TextBodies(app)
+    env = env_for(tmp_path, tenant, app, asgi=gateway)
+    result = asyncio.run(scan(env, tmp_path / "out"))
+    assert result.errors == []
+    assert gateway.rewritten > 40
+    assert (HIDDEN, "mail.inbox_rule_hidden") in {(a, d) for a, d, _ in _findings(tmp_path / "out")}
+    # read from the batches themselves, not again one by one
+    assert app.counters["requests"]["exchange"] == result.stats["by_class"]["exchange"]
