@@ -865,9 +865,10 @@ class ExchangeApi:
         of InvokeCommand calls (``{"requests": [{"id", "method": "POST", "url": <InvokeCommand URL>, "headers",
         "body": {"CmdletInput": ...}}]}`` -> ``{"responses": [{"id", "status", "headers", "body"}]}``), undocumented
         by Microsoft but used in production by CIPP (New-ExoBulkRequest, 10 per batch). The two cmdlets per mailbox
-        are the sweep's most numerous requests. A throttled or failed sub-request is retried in a later batch; one with a next page is read again
-        alone, whole. A service that refuses batching (404/405/400/501, or an answer without ``responses``) gets the
-        cmdlets one at a time for the rest of the connection, and so does every call when batching is off."""
+        are the sweep's most numerous requests. A throttled or failed sub-request is retried in a later batch; one with a
+        next page is read again alone, whole. A service that refuses batching (404/405/400/501, an answer without
+        ``responses``, or a first batch whose every sub-request is refused with one of those) gets the cmdlets one at a
+        time for the rest of the connection, and so does every call when batching is off."""
         for cmdlet, _ in calls:
             if not cmdlet.startswith("Get-"):
                 raise ValueError(f"invoke_many batches reads only, not {cmdlet}")
@@ -933,8 +934,18 @@ class ExchangeApi:
                                   "time", resp.status)
                 alone.extend(pending)
                 break
-            self._batch_ok = True
             by_id = {str(a.get("id")): a for a in answers if isinstance(a, dict)}
+            if self._batch_ok is None:
+                # The probe: an envelope taken but no sub-request served (each one refused as a request) is a batch
+                # this service does not route; the cmdlets it carried are not really failed.
+                codes = {a.get("status") for a in by_id.values()}
+                if codes and codes <= {400, 404, 405, 501}:
+                    self._batch_ok = False
+                    _log.info("the Exchange admin API refused every request of a $batch (HTTP %s); sending cmdlets "
+                              "one at a time", "/".join(str(c) for c in sorted(codes)))
+                    alone.extend(pending)
+                    break
+            self._batch_ok = True
             retry: list[int] = []
             wait = 0.0
             throttled = False

@@ -207,3 +207,35 @@ def test_sub_response_bodies_sent_as_json_text_are_read_in_the_batch(tmp_path: P
     assert (HIDDEN, "mail.inbox_rule_hidden") in {(a, d) for a, d, _ in _findings(tmp_path / "out")}
     # read from the batches themselves, not again one by one
     assert app.counters["requests"]["exchange"] == result.stats["by_class"]["exchange"]
+
+
+class UnroutedSubRequests:
+    """ASGI middleware: the Exchange ``$batch`` envelope is taken (200) but every sub-request is refused with a 400, as
+    a service that does not route the InvokeCommand URL inside a batch would answer."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    @staticmethod
+    def _refuse(doc: dict[str, Any]) -> dict[str, Any]:
+        return {"responses": [{"id": r.get("id"), "status": 400, "headers": {"Content-Type": "application/json"},
+                               "body": {"error": {"code": "BadRequest", "message": "Invalid request URL."}}}
+                              for r in doc.get("responses") or []]}
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/$batch") or "/adminapi/" not in scope["path"]:
+            await self.app(scope, receive, send)
+            return
+        await self.app(scope, receive, rewrite_body(send, lambda _s, data: orjson.dumps(self._refuse(orjson.loads(data)))))
+
+
+def test_a_first_batch_whose_every_sub_request_is_refused_turns_batching_off(tmp_path: Path) -> None:
+    tenant = generate_tenant(users=40, seed=7, scenarios=True)
+    app = create_app(tenant, SimOptions())
+    env = env_for(tmp_path, tenant, app, asgi=UnroutedSubRequests(app))
+    result = asyncio.run(scan(env, tmp_path / "out"))
+    assert result.errors == [] and gaps_of(result, HIDDEN) == {}
+    assert (HIDDEN, "mail.inbox_rule_hidden") in {(a, d) for a, d, _ in _findings(tmp_path / "out")}
+    assert snapshot(env, result, DELEGATE).get("delegates")
+    assert app.counters["requests"]["exchange_batch"] == 1  # the probe only; then one cmdlet per request
+    assert_nothing_lost(env, result)
