@@ -35,7 +35,8 @@ step polls for those targets like the other Exchange steps (``exchange_key_prefi
 (a refusal names the Exchange role), never read as "not a member".
 
 Not covered (the plan says so): Defender / Purview role groups, nested group memberships (named, not removed), and
-Exchange role-group membership held through a mail-enabled group.
+Exchange role-group membership held through a mail-enabled group inside the role group (each one named in a note with
+the group and the cmdlet that removes the account from it, read through ``/users/{id}/transitiveMemberOf``).
 """
 
 from __future__ import annotations
@@ -314,6 +315,7 @@ class RemoveAdminRoles(BaseStep):
                         f"one (Exchange admin rights) is unknown; the app needs {ROLE_GROUPS_READ_ROLE}"]
         targets: list[Target] = []
         unread: list[str] = []
+        via: list[tuple[str, str, str]] = []  # (role group, group inside it, its Entra id) the account is not in itself
         upn = account.upn.lower()
         for g in sorted(groups, key=lambda x: str(x.get("Name") or "").lower()):
             name = as_str(g.get("Name")) or as_str(g.get("Identity"))
@@ -331,6 +333,10 @@ class RemoveAdminRoles(BaseStep):
                 unread.append(f"'{name}' ({exc.short()})")
                 continue
             if not any(_is_account(m, account.id, upn) for m in members):
+                for m in members:
+                    gid = (as_str(m.get("ExternalDirectoryObjectId")) or "").lower() if isinstance(m, Mapping) else ""
+                    if gid and "group" in str(m.get("RecipientTypeDetails") or m.get("RecipientType") or "").lower():
+                        via.append((name, as_str(m.get("DisplayName")) or as_str(m.get("Name")) or gid, gid))
                 continue
             roles = [r for r in (role_name(x) for x in as_list(g.get("Roles"))) if r]
             shown = ", ".join(roles[:6]) + (f" and {len(roles) - 6} more" if len(roles) > 6 else "")
@@ -340,7 +346,7 @@ class RemoveAdminRoles(BaseStep):
                 before={"exchangeRoleGroup": name, "roleGroupIdentity": ident, "roles": roles,
                         "member": account.upn, "userId": account.id},
                 after={"member": False}, data={"exchange_role_group": ident, "member": account.upn}))
-        notes = []
+        notes = await self._via_group_notes(ctx, account, via)
         if unread:
             notes.append(f"members of {len(unread)} Exchange role group(s) could not be read: {', '.join(unread[:10])}"
                          f"; whether the account is a member of them is unknown (the app needs "
@@ -348,6 +354,28 @@ class RemoveAdminRoles(BaseStep):
         if targets:
             notes.append(f"removing Exchange role-group membership needs {ROLE_GROUPS_WRITE_ROLE}")
         return targets, notes
+
+    async def _via_group_notes(self, ctx: StepContext, account: Account, via: list[tuple[str, str, str]]) -> list[str]:
+        """A note for each Exchange role group the account holds through a mail-enabled group inside it: named, not
+        removed (the step never edits a group other people rely on)."""
+        if not via:
+            return []
+        try:
+            groups = await ctx.graph.get_all(f"/users/{seg(account.id)}/transitiveMemberOf/microsoft.graph.group",
+                                             params={"$select": "id,displayName"})
+        except ApiError as exc:
+            if not exc.is_permission:
+                raise
+            names = sorted({rg for rg, _g, _id in via})
+            return [f"Exchange role group(s) {', '.join(repr(n) for n in names)} hold mail-enabled groups and the "
+                    f"account's group memberships could not be read ({exc.short()}): whether it holds them through a "
+                    "group is unknown; the app needs GroupMember.Read.All"]
+        mine = {str(g.get("id") or "").lower() for g in groups}
+        return [f"the account holds Exchange role group '{rg}' through mail-enabled group '{gname}': not removed (the "
+                f"step never edits a group other people rely on); remove the account from '{gname}' (or the group "
+                f"inside it the account is in) by hand: Remove-DistributionGroupMember -Identity '{gname}' -Member "
+                f"'{account.upn}' -BypassSecurityGroupManagerCheck"
+                for rg, gname, gid in via if gid in mine]
 
     async def _apply_target(self, ctx: StepContext, plan: Plan, target: Target) -> Mapping[str, Any]:
         if target.data.get("exchange_role_group"):

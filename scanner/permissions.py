@@ -105,7 +105,12 @@ COLLECTORS: dict[str, tuple[Need, ...]] = {
                            "plus the Exchange role View-Only Configuration"),),
     "exchange_role_groups": (_x("Get-RoleGroup, Get-RoleGroupMember: Exchange role groups and their members "
                                 "(Exchange admin rights Entra roles do not show); plus the Exchange role View-Only "
-                                "Configuration (or Role Management)"),),
+                                "Configuration (or Role Management)"),
+                             _g("GroupMember.Read.All", "Group.Read.All", "Directory.Read.All",
+                                "GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All",
+                                why="GET /groups/{id}/transitiveMembers: the accounts in a mail-enabled group inside "
+                                    "an Exchange role group (without it they are not marked: a tenant-wide coverage "
+                                    "gap, exit 3)")),
 }
 
 # Collectors without which no scan is possible: a 403 here is exit 2, not a coverage gap.

@@ -8,10 +8,13 @@ Management, or a custom role group holding a powerful role (Role Management, Mai
 Import Export, Mailbox Search, ApplicationImpersonation ...) — that the previous scan did not show. Exchange admin
 rights an attacker can grant a taken-over mailbox without any Entra directory role. The same membership through a
 mail-enabled group the previous scan already showed is not new; a job-title mismatch raises the score.
+A mailbox added to a mail-enabled security group that is itself a member of a privileged role group (or to a group
+nested in it) is seen: ``via_group`` names the group, read through Graph's transitive members.
 Misses: memberships on the first scan, or after a scan that could not read role groups (no baseline: standing
-memberships are not findings); members of nested groups inside a role group (not expanded: named on the tenant as
-unresolved members); direct management role assignments outside role groups (``New-ManagementRoleAssignment -User``)
-and management scopes; Defender / Purview (Security & Compliance) role groups.
+memberships are not findings); members of groups inside a role group that Entra does not know (no
+ExternalDirectoryObjectId) or whose members could not be read (named on the tenant as unresolved members); direct
+management role assignments outside role groups (``New-ManagementRoleAssignment -User``) and management scopes;
+Defender / Purview (Security & Compliance) role groups.
 """
 
 from __future__ import annotations
@@ -52,10 +55,17 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
             continue
         if (m.group.strip().lower(), (m.via_group or "").lower()) in before:
             continue
+        if m.via_group:
+            # Held through a mail-enabled group inside the role group: the account leaves that group (or the group
+            # inside it it is in); remove_admin_roles names this, it never edits a group others rely on.
+            removal = (f"Remove-DistributionGroupMember -Identity '{m.via_group}' -Member '{account.upn}' "
+                       "-BypassSecurityGroupManagerCheck -Confirm:$false (or from the group nested inside it the "
+                       "account is in; by hand: remove_admin_roles names it and does not remove it)")
+        else:
+            removal = (f"Remove-RoleGroupMember -Identity '{m.group_identity or m.group}' -Member "
+                       f"'{account.upn}' -BypassSecurityGroupManagerCheck -Confirm:$false (step remove_admin_roles)")
         ev = {"role_group": m.group, "roles": list(m.roles), "role_group_type": m.role_group_type,
-              "member": m.member, "via_group": m.via_group, "first_seen": ctx.now.isoformat(),
-              "removal": f"Remove-RoleGroupMember -Identity '{m.group_identity or m.group}' -Member "
-                         f"'{account.upn}' -BypassSecurityGroupManagerCheck -Confirm:$false (step remove_admin_roles)"}
+              "member": m.member, "via_group": m.via_group, "first_seen": ctx.now.isoformat(), "removal": removal}
         score = 30
         if account.user.job_title and NON_ADMIN_TITLES.search(account.user.job_title):
             ev["job_title_mismatch"] = account.user.job_title

@@ -19,8 +19,17 @@ come back as a bare string (its name) instead of an object.
 
 Members are joined to accounts by ``ExternalDirectoryObjectId``, else through the mailbox directory the scan already
 has (name, alias, UPN, address, DN, GUID: :class:`scanner.collectors.exchange.DirectoryLookups`), else by the address
-/ WindowsLiveID as a UPN. A member matched to none of these, and a group member (its members are not expanded), is
-kept as an *unresolved member* of the role group (``TenantInfo.exchange_role_groups``): named, never dropped.
+/ WindowsLiveID as a UPN. A member matched to none of these is kept as an *unresolved member* of the role group
+(``TenantInfo.exchange_role_groups``): named, never dropped.
+
+A member that is a group (a mail-enabled security group: ``RecipientType`` "MailUniversalSecurityGroup") gives every
+account in it the role group's roles — the quiet way to hand a taken-over mailbox Exchange admin rights is to add it to
+a group that is already in Organization Management. Such a group synchronised to Entra (``ExternalDirectoryObjectId``)
+is expanded through Graph, ``GET /groups/{id}/transitiveMembers/microsoft.graph.user?$select=id`` (nested groups
+flattened; GroupMember.Read.All, as for role-assignable groups), and each user in it gets the membership with
+``via_group`` = the group's name. A group with no Entra id (the ``TenantAdmins_*`` / ``ExchangeServiceAdmins_*``
+groups Exchange links to the Global / Exchange Administrator roles, whose holders the Entra roles collector reads), or
+one whose members could not be read (a note says why and names the permission), stays an unresolved member.
 
 Permissions: ``Exchange.ManageAsApp`` plus an Exchange role that holds both cmdlets — "View-Only Configuration"
 (role group View-Only Organization Management; the Entra role Global Reader) or "Role Management" (Organization
@@ -36,7 +45,8 @@ import re
 from typing import Any
 
 from scanner.collectors._util import as_list, as_str, exchange_refusal_gap, iso, parse_dt, parse_recipient
-from scanner.graph.client import ApiError, ExchangeApi
+from scanner.collectors.roles import GROUP_MEMBERS_PERMISSION, _group_members
+from scanner.graph.client import ApiError, ExchangeApi, GraphApi
 from scanner.permissions import ROLE_GROUPS_READ_ROLE
 from scanner.snapshot import ExchangeRoleGroup, ExchangeRoleGroupMembership, NotCollected
 
@@ -106,8 +116,11 @@ def member_row(m: Any) -> dict[str, Any] | None:
             "id": (as_str(m.get("ExternalDirectoryObjectId")) or "").lower() or None, "keys": keys}
 
 
-async def read_role_groups(ex: ExchangeApi) -> tuple[list[dict[str, Any]], list[str]]:
-    """(every role group with its members, notes). Raises :class:`RoleGroupReadError` naming the failed cmdlet."""
+async def read_role_groups(ex: ExchangeApi, graph: GraphApi | None = None,
+                           partial: list[NotCollected] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """(every role group with its members, notes). Raises :class:`RoleGroupReadError` naming the failed cmdlet. With
+    ``graph``, members that are Entra groups are expanded (``member["expanded"]``: user ids, transitively); groups
+    whose members could not be read are appended to ``partial`` (one NotCollected)."""
     groups: list[dict[str, Any]] = []
     try:
         async for page in ex.iter_invoke(GROUPS, {"ResultSize": "Unlimited"}):
@@ -136,7 +149,38 @@ async def read_role_groups(ex: ExchangeApi) -> tuple[list[dict[str, Any]], list[
             raise res
     groups = [g for g in groups if not g.pop("gone", False)]
     groups.sort(key=lambda g: g["name"].lower())
+    if graph is not None:
+        await _expand_group_members(graph, groups, notes, partial)
     return groups, notes
+
+
+async def _expand_group_members(graph: GraphApi, groups: list[dict[str, Any]], notes: list[str],
+                                partial: list[NotCollected] | None) -> None:
+    """Each group member with an Entra id gets ``expanded`` (its users' ids, transitively), or ``expand_error``."""
+    nested = [m for g in groups for m in g.get("members") or () if _is_group(m) and m.get("id")]
+    ids = sorted({m["id"] for m in nested})
+    if not ids:
+        return
+    members, failed = await _group_members(graph, ids)
+    why = {gid: err for gid, err in failed}
+    for m in nested:
+        if m["id"] in members:
+            m["expanded"] = members[m["id"]]
+        else:
+            err = why.get(m["id"])
+            m["expand_error"] = (f"members not read: {err.short()}" if err is not None else "members not read") + \
+                (f"; the app needs {GROUP_MEMBERS_PERMISSION}" if err is not None and err.is_permission else "")
+    if failed:
+        names = sorted({m["name"] for m in nested if m["id"] in why})
+        denied = any(err.is_permission for _gid, err in failed)
+        note = (f"members of {len(names)} group(s) inside Exchange role groups could not be read, so accounts "
+                f"holding Exchange admin rights only through them are not marked: {', '.join(names[:10])}"
+                + (f"; the app needs {GROUP_MEMBERS_PERMISSION}" if denied else ""))
+        notes.append(note)
+        if partial is not None:
+            first = failed[0][1]
+            partial.append(NotCollected(reason=note, code=first.code or (str(first.status) if first.status else None),
+                                        permission=GROUP_MEMBERS_PERMISSION if denied else None))
 
 
 def _is_group(m: dict[str, Any]) -> bool:
@@ -154,9 +198,16 @@ def index_role_groups(groups: list[dict[str, Any]], directory: Any | None
                 "roles": list(g.get("roles") or ()), "role_group_type": g.get("role_group_type")}
         for m in g.get("members") or ():
             if _is_group(m):
-                # Nested groups are not expanded (their members are not read): named, so no one reads it as "none".
-                unresolved.setdefault(g["name"], []).append(f"{m['name']} ({m.get('recipient_type')}: members not "
-                                                            "expanded)")
+                if m.get("expanded") is not None:
+                    # Every account in the group holds the role group's roles through it.
+                    row = {**base, "member": m.get("name"), "via_group": m.get("name")}
+                    for uid in m["expanded"]:
+                        by_key.setdefault(f"id:{uid.lower()}", []).append(row)
+                    continue
+                # Not expanded (no Entra id, or its members could not be read): named, never read as "none".
+                why = m.get("expand_error") or ("no Entra object id: members not expanded" if not m.get("id")
+                                                else "members not expanded")
+                unresolved.setdefault(g["name"], []).append(f"{m['name']} ({m.get('recipient_type')}: {why})")
                 continue
             keys = _account_keys(m, directory)
             if not keys:
@@ -196,9 +247,10 @@ def memberships_for(by_key: dict[str, list[dict[str, Any]]], user_id: str, upn: 
                     ) -> tuple[ExchangeRoleGroupMembership, ...]:
     """The account's role-group memberships (one per role group), sorted by group name."""
     seen: dict[str, dict[str, Any]] = {}
-    for key in (f"id:{user_id.lower()}", f"upn:{upn.lower()}"):
-        for row in by_key.get(key, ()):
-            seen.setdefault(row["group"].lower(), row)
+    rows = [row for key in (f"id:{user_id.lower()}", f"upn:{upn.lower()}") for row in by_key.get(key, ())]
+    # A direct membership wins over one through a group; of several groups, the first by name.
+    for row in sorted(rows, key=lambda r: (r.get("via_group") is not None, (r.get("via_group") or "").lower())):
+        seen.setdefault(row["group"].lower(), row)
     return tuple(ExchangeRoleGroupMembership(**{**r, "roles": tuple(r["roles"])})
                  for _k, r in sorted(seen.items()))
 

@@ -298,6 +298,7 @@ async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, r
     if rows is not None:
         rows.clear(k for name in STREAMED for k in _KINDS[name])
     roles_partial: list[NotCollected] = []  # role-holding groups whose members could not be read (read_roles)
+    rg_partial: list[NotCollected] = []  # groups inside Exchange role groups whose members could not be read
 
     async def run(name: str, coro: Any, service: str) -> None:
         try:
@@ -333,6 +334,8 @@ async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, r
                 groups, notes = result
                 src.data[name] = groups
                 src.notes.extend(notes)
+                if rg_partial:
+                    src.partial[name] = rg_partial[0]
             else:
                 src.data[name] = result
         finally:
@@ -377,7 +380,7 @@ async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, r
             run("blocked", exo.read_blocked_senders(x), "exchange"),
             run("transport_rules", read_transport_rules(x), "exchange"),
             run("outbound_policy", read_outbound_policy(x), "exchange"),
-            run("exchange_role_groups", read_role_groups(x), "exchange"),
+            run("exchange_role_groups", read_role_groups(x, g, rg_partial), "exchange"),
         ]
     else:
         for name in ("mailboxes", "cas", "send_as", "blocked", "transport_rules", "outbound_policy",

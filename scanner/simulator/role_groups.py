@@ -7,7 +7,10 @@ The state is data (``scenarios/tenant/role_groups.json``): the built-in role gro
 are loaded). A block marked ``"overnight": true`` is what an attacker did *after* the last scan: it is not in the
 tenant until :func:`apply_overnight` is called (tests: scan, apply, rescan). It lives on the tenant as
 ``t.role_groups`` (built on first use): a list of group dicts in the cmdlet's names plus ``_members`` (entries
-``{"user": <id>}`` or ``{"group": <name>, "RecipientType": ...}`` for a nested group) that tests may change.
+``{"user": <id>}``, ``{"group": <name>, "RecipientType": ...}`` for a nested Exchange-only group, or
+``{"graph_group": <Entra group id>}`` for a mail-enabled security group of ``t.groups``, printed as a
+MailUniversalSecurityGroup with its ExternalDirectoryObjectId) that tests may change. ``Add-RoleGroupMember -Member``
+takes a user or such a group (by name, address or id; Exchange accepts only mail-enabled security groups).
 
 Shapes:
 - ``Get-RoleGroup``: ``Name``, ``Identity``, ``Guid``, ``ExchangeObjectId``, ``DisplayName``, ``Description``,
@@ -137,6 +140,9 @@ def _multi(d: dict[str, Any], key: str, values: list[Any] | None) -> None:
 def _member_name(t: Tenant, m: dict[str, Any]) -> str | None:
     if "group" in m:
         return m["group"]
+    if "graph_group" in m:
+        g = t.groups.get(m["graph_group"])
+        return g["mailNickname"] if g is not None else None
     u = t.find_user(m["user"])
     return u.mailNickname if u is not None else None
 
@@ -168,6 +174,15 @@ def member_row(t: Tenant, m: dict[str, Any]) -> dict[str, Any] | None:
                 "RecipientTypeDetails": m.get("RecipientTypeDetails", "RoleGroup"),
                 "PrimarySmtpAddress": None, "WindowsLiveID": None, "ExternalDirectoryObjectId": None,
                 "Guid": gid, "ExchangeObjectId": gid}
+    if "graph_group" in m:
+        g = t.groups.get(m["graph_group"])
+        if g is None:
+            return None
+        return {"Name": g["mailNickname"], "Identity": g["mailNickname"], "Alias": g["mailNickname"],
+                "DisplayName": g["displayName"], "RecipientType": "MailUniversalSecurityGroup",
+                "RecipientTypeDetails": "MailUniversalSecurityGroup", "PrimarySmtpAddress": g.get("mail"),
+                "WindowsLiveID": None, "ExternalDirectoryObjectId": g["id"],
+                "Guid": g["id"][::-1][:8] + g["id"][8:], "ExchangeObjectId": g["id"][::-1][:8] + g["id"][8:]}
     u = t.find_user(m["user"])
     if u is None:
         return None
@@ -178,6 +193,16 @@ def member_row(t: Tenant, m: dict[str, Any]) -> dict[str, Any] | None:
             if mailbox else "User",
             "PrimarySmtpAddress": u.mail if mailbox else None, "WindowsLiveID": u.userPrincipalName,
             "ExternalDirectoryObjectId": u.id, "Guid": u.id[::-1][:8] + u.id[8:], "ExchangeObjectId": u.id}
+
+
+def _member_group(t: Tenant, ident: Any) -> dict[str, Any] | None:
+    """A mail-enabled security group of ``t.groups`` by id, name, alias or address (what -Member takes)."""
+    k = str(ident or "").strip().lower()
+    for g in t.groups.values():
+        if g.get("mailEnabled") and g.get("securityEnabled") and k in (
+                g["id"].lower(), g["displayName"].lower(), g["mailNickname"].lower(), (g.get("mail") or "").lower()):
+            return g
+    return None
 
 
 def _member_user(t: Tenant, ident: Any) -> User | None:
@@ -211,21 +236,23 @@ def run(t: Tenant, cmdlet: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         return [r for r in (member_row(t, m) for m in g["_members"]) if r is not None]
     ident = _required(params, "Member")
     u = _member_user(t, ident)
-    if u is None:
+    grp = _member_group(t, ident) if u is None else None
+    if u is None and grp is None:
         raise not_found(t, str(ident))
-    entry = {"user": u.id}
+    entry = {"user": u.id} if u is not None else {"graph_group": grp["id"]}
+    nick = u.mailNickname if u is not None else grp["mailNickname"]
     if cmdlet == "Add-RoleGroupMember":
         if entry in g["_members"]:
             raise CmdletError(400, "Microsoft.Exchange.Management.Tasks.MemberAlreadyExistsException",
-                              f"The recipient \"{u.mailNickname}\" is already a member of the group "
+                              f"The recipient \"{nick}\" is already a member of the group "
                               f"\"{g['Name']}\".", "Ex8B0E7F")
         g["_members"].append(entry)
     else:
         if entry not in g["_members"]:
             raise CmdletError(400, "Microsoft.Exchange.Management.Tasks.MemberNotFoundException",
-                              f"The recipient \"{u.mailNickname}\" isn't a member of the group \"{g['Name']}\".",
+                              f"The recipient \"{nick}\" isn't a member of the group \"{g['Name']}\".",
                               "Ex9D4C21")
         g["_members"].remove(entry)
     g["_changed"] = t.now()
-    t.log(cmdlet, cmdlet, u, detail={"RoleGroup": g["Name"]})
+    t.log(cmdlet, cmdlet, u if u is not None else grp["displayName"], detail={"RoleGroup": g["Name"]})
     return []

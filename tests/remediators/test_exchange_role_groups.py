@@ -104,3 +104,31 @@ def test_role_groups_the_app_may_not_read_are_named_in_the_plan(tmp_path: Path) 
     assert "Exchange role group(s) could not be read" in out and "View-Only Configuration" in out, out
     assert "'Organization Management' (exchange 403" in out
     assert len(tenant.mutations) == n and upn in role_groups.members_of(tenant, ORG)  # unknown: nothing changed
+
+
+def test_a_membership_through_a_group_inside_the_role_group_is_named_in_the_plan_not_removed(tmp_path: Path) -> None:
+    tenant = generate_tenant(users=60, seed=7, scenarios=True)
+    ops = tenant.add_group("Exchange Operators", mail=True)
+    role_groups.add_member(tenant, ORG, "Exchange Operators")
+    s = Scanned(tmp_path, tenant, create_app(tenant))
+    upn = f"megan.bowen@{tenant.primary_domain}"
+    tenant.add_group_member(ops, tenant.user(upn))  # overnight, through the group
+    s.rescan()
+    (f,) = [f for f in s.store.findings(s.scan_id, upn) if f["detector"] == DETECTOR]
+    assert f["evidence"]["via_group"] == "ExchangeOperators" and "Remove-DistributionGroupMember" in \
+        f["evidence"]["removal"]
+    n = len(tenant.mutations)
+    res = CliRunner().invoke(remediate_command, ["--config", str(s.config_path), "--user", upn, "--step", STEP,
+                                                 "--yes"], obj=s.options(), catch_exceptions=False,
+                             env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.replace("│", " ").split())
+    assert f"holds Exchange role group '{ORG}' through mail-enabled group 'Exchange Operators': not removed" in out, out
+    assert "Remove-DistributionGroupMember -Identity 'Exchange Operators'" in out
+    # nothing edited: the group and the role group are as they were
+    assert len(tenant.mutations) == n and tenant.groups_of(upn) == ["Exchange Operators"]
+    other = f"adele.vance@{tenant.primary_domain}"
+    plan = CliRunner().invoke(remediate_command, ["--config", str(s.config_path), "--user", other, "--step", STEP,
+                                                  "--dry-run"], obj=s.options(), catch_exceptions=False,
+                              env={"COLUMNS": "400"})
+    assert "through mail-enabled group" not in plan.output  # not in the group: no such note

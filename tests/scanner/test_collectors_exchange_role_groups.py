@@ -125,7 +125,8 @@ def test_members_resolve_through_the_directory_and_unresolved_ones_are_named() -
     assert [m.group for m in memberships_for(by_key, "id-carol", "carol@contoso.com")] == [ORG]
     assert [m.group for m in memberships_for(by_key, "id-dan", "DAN@contoso.com")] == [ORG]  # no mailbox, by UPN
     assert memberships_for(by_key, "id-eve", "eve@contoso.com") == ()
-    assert unresolved == {ORG: ["TenantAdmins_-1 (Group: members not expanded)", "S-1-5-21-1-2-3"]}
+    assert unresolved == {ORG: ["TenantAdmins_-1 (Group: no Entra object id: members not expanded)",
+                                "S-1-5-21-1-2-3"]}
 
 
 @pytest.mark.parametrize("err", [ApiError("denied", status=403, service="exchange"),
@@ -137,6 +138,28 @@ def test_refusal_names_the_cmdlet_and_the_exchange_role(err: ApiError) -> None:
     assert why.permission and "Exchange.ManageAsApp" in why.permission
     other = role_groups_gap("Get-RoleGroupMember", ApiError("boom", status=500, service="exchange"))
     assert other.reason.startswith("Get-RoleGroupMember failed") and other.permission is None
+
+
+def test_members_of_an_expanded_group_hold_the_role_group_through_it_and_direct_membership_wins() -> None:
+    ops = member_row({"Name": "exops", "RecipientType": "MailUniversalSecurityGroup",
+                      "ExternalDirectoryObjectId": "GID-OPS"})
+    assert ops is not None
+    ops["expanded"] = ["id-bob", "id-carol"]
+    carol = member_row({"Name": "carol", "RecipientType": "User", "ExternalDirectoryObjectId": "id-carol"})
+    broken = member_row({"Name": "helpers", "RecipientType": "MailUniversalSecurityGroup",
+                         "ExternalDirectoryObjectId": "gid-h"})
+    assert broken is not None
+    broken["expand_error"] = "members not read: denied; the app needs GroupMember.Read.All"
+    groups = [{"name": ORG, "identity": ORG, "guid": "g", "roles": ["Role Management"], "members": [ops, carol, broken]},
+              {"name": "Discovery Management", "identity": "dm", "guid": "d", "roles": [], "members": [ops]}]
+    by_key, unresolved = index_role_groups(groups, None)
+    bob = memberships_for(by_key, "ID-BOB", "bob@contoso.com")
+    assert [(m.group, m.via_group) for m in bob] == [("Discovery Management", "exops"), (ORG, "exops")]
+    # carol is in Organization Management herself and through the group: the direct membership is the one kept
+    assert [(m.group, m.via_group) for m in memberships_for(by_key, "id-carol", "carol@contoso.com")] == [
+        ("Discovery Management", "exops"), (ORG, None)]
+    assert unresolved == {ORG: ["helpers (MailUniversalSecurityGroup: members not read: denied; the app needs "
+                                "GroupMember.Read.All)"]}
 
 
 # ---- end to end ----------------------------------------------------------------------------------------------------------
@@ -158,7 +181,8 @@ async def test_scan_puts_memberships_on_snapshots_and_standing_ones_are_not_find
         assert not [f for f in store.findings(r.scan_id) if f["detector"] == "roles.exchange_role_group_new"]
         tenant = TenantInfo.model_validate_json(store.scan(r.scan_id)["tenant"])
     rg = {g.name: g for g in tenant.exchange_role_groups or ()}
-    assert "TenantAdmins_-1457232487 (RoleGroup: members not expanded)" in rg[ORG].unresolved_members
+    assert "TenantAdmins_-1457232487 (RoleGroup: no Entra object id: members not expanded)" in \
+        rg[ORG].unresolved_members
     assert rg[ORG].roles and t.user(f"nathan.yates@{t.primary_domain}").mailNickname in rg[ORG].members
 
 
@@ -196,3 +220,51 @@ def test_scans_stored_before_this_collection_still_load() -> None:
         reason="access denied to Get-RoleGroup").model_dump()}})
     why = src.role_group_memberships("u1", "a@contoso.com")
     assert isinstance(why, NotCollected) and "Get-RoleGroup" in why.reason
+
+
+async def test_a_mailbox_added_to_a_group_inside_a_role_group_is_a_new_membership_through_it(make_sim_env: Any) -> None:
+    env = make_sim_env(users=40, seed=7, scenarios=True)
+    t = env.tenant
+    ops = t.add_group("Exchange Operators", mail=True)
+    inner = t.add_group("Exchange Operators Tier 2", mail=True)
+    t.add_group_member(ops, inner)  # nested once more: transitive members count
+    t.add_group_member(inner, t.user(f"adele.vance@{t.primary_domain}"))
+    role_groups.add_member(t, ORG, "Exchange Operators")
+    first = await run_scan(env.cfg, **env.kwargs)
+    assert not [e for e in first.errors if "exchange_role_groups" in e["collector"]], first.errors
+
+    victim = f"megan.bowen@{t.primary_domain}"
+    t.add_group_member(ops, t.user(victim))  # overnight: the attacker puts the taken-over mailbox in the group
+    second = await run_scan(env.cfg, **env.kwargs)
+    with Store(env.cfg.database_path) as store:
+        adele = store.get_account(second.scan_id, f"adele.vance@{t.primary_domain}")
+        assert adele is not None
+        assert [(m.group, m.via_group) for m in adele.require("exchange_role_groups")] == [(ORG, "ExchangeOperators")]
+        new = [f for f in store.findings(second.scan_id) if f["detector"] == "roles.exchange_role_group_new"]
+        tenant = TenantInfo.model_validate_json(store.scan(second.scan_id)["tenant"])
+    assert [(f["account"], f["evidence"]["role_group"], f["evidence"]["via_group"]) for f in new] == [
+        (victim, ORG, "ExchangeOperators")]
+    assert "Remove-DistributionGroupMember" in new[0]["evidence"]["removal"]
+    rg = {g.name: g for g in tenant.exchange_role_groups or ()}
+    assert "ExchangeOperators" in rg[ORG].members
+    assert not [u for u in rg[ORG].unresolved_members if u.startswith("ExchangeOperators")]
+
+
+async def test_a_group_inside_a_role_group_whose_members_cannot_be_read_is_named(make_sim_env: Any) -> None:
+    env = make_sim_env(users=40, seed=7, scenarios=True)
+    t = env.tenant
+    ops = t.add_group("Exchange Operators", mail=True)
+    t.add_group_member(ops, t.user(f"adele.vance@{t.primary_domain}"))
+    role_groups.add_member(t, ORG, "Exchange Operators")
+    t.faults.add(f"/groups/{ops['id']}/transitiveMembers", status=403, times=None, code="Authorization_RequestDenied",
+                 message="Insufficient privileges to complete the operation.")
+    r = await run_scan(env.cfg, **env.kwargs)
+    with Store(env.cfg.database_path) as store:
+        tenant = TenantInfo.model_validate_json(store.scan(r.scan_id)["tenant"])
+    (named,) = [u for u in {g.name: g for g in tenant.exchange_role_groups or ()}[ORG].unresolved_members
+                if u.startswith("ExchangeOperators")]
+    assert "GroupMember.Read.All" in named
+    # a tenant-wide coverage gap naming the permission (exit 3), never a silent "no members"
+    (gap,) = [e for e in r.errors if e["collector"] == "exchange_role_groups" and e["upn"] is None]
+    assert "ExchangeOperators" in gap["message"] and gap["permission"] == "GroupMember.Read.All"
+    assert r.exit_code == 3
