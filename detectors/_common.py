@@ -7,7 +7,13 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from detectors._model import Finding, ScanContext
-from scanner.snapshot import AccountSnapshot, AuthMethod, ExchangeRoleGroupMembership, RoleAssignment
+from scanner.snapshot import (
+    DIRECT_ASSIGNMENT,
+    AccountSnapshot,
+    AuthMethod,
+    ExchangeRoleGroupMembership,
+    RoleAssignment,
+)
 
 # "Recently created" for authentication methods: a nightly scan interval plus slack (detections.md §C1).
 RECENT = timedelta(hours=48)
@@ -84,6 +90,8 @@ def privileged_exchange_groups(account: AccountSnapshot) -> list[ExchangeRoleGro
 
 
 def exchange_group_label(m: ExchangeRoleGroupMembership) -> str:
+    if m.role_group_type == DIRECT_ASSIGNMENT:
+        return f"Exchange management role {', '.join(m.roles) or m.group} (assigned directly)"
     return f"Exchange role group {m.group}"
 
 

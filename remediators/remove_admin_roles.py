@@ -34,6 +34,12 @@ Exchange role "Role Management" (Organization Management). Exchange writes lag r
 step polls for those targets like the other Exchange steps (``exchange_key_prefixes``). Role groups that cannot be read are named in the plan
 (a refusal names the Exchange role), never read as "not a member".
 
+Management roles assigned to the account directly, outside any role group (``New-ManagementRoleAssignment -Role
+"Mailbox Import Export" -User <upn>``), are read with ``Get-ManagementRoleAssignment -RoleAssignee <upn>
+-AssignmentMethod Direct``: one target per enabled one (``exoroleassignment:{name}``), removed with
+``Remove-ManagementRoleAssignment -Identity <name>``; undo runs ``New-ManagementRoleAssignment -Name <name> -Role
+<role> -User <upn>`` (with its custom recipient scope, if it had one).
+
 Not covered (the plan says so): Defender / Purview role groups, nested group memberships (named, not removed), and
 Exchange role-group membership held through a mail-enabled group inside the role group (each one named in a note with
 the group and the cmdlet that removes the account from it, read through ``/users/{id}/transitiveMemberOf``).
@@ -63,6 +69,7 @@ NOT_COVERED = ("Defender / Purview role groups are not removed, nor roles held t
 ELIGIBLE_PREFIX = "eligible:"
 GROUP_PREFIX = "group:"
 EXO_GROUP_PREFIX = "exorolegroup:"
+EXO_ASSIGNMENT_PREFIX = "exoroleassignment:"
 GROUP_WRITE = "GroupMember.ReadWrite.All"
 ROLE_WRITE = "RoleManagement.ReadWrite.Directory"
 ALREADY_MEMBER = "one or more added object references already exist"
@@ -104,12 +111,13 @@ def _future(when: str | None) -> bool:
     return d is not None and d > datetime.now(UTC)
 
 
-KINDS = frozenset({"active", "eligible", "group", "exchange"})
+KINDS = frozenset({"active", "eligible", "group", "exchange", "exchange_assignment"})
 
 
 def _kind(key: str) -> str:
     """Which kind of assignment a target key is (direct assignment keys are Graph's ids, without a prefix)."""
-    for prefix, kind in ((EXO_GROUP_PREFIX, "exchange"), (GROUP_PREFIX, "group"), (ELIGIBLE_PREFIX, "eligible")):
+    for prefix, kind in ((EXO_GROUP_PREFIX, "exchange"), (EXO_ASSIGNMENT_PREFIX, "exchange_assignment"),
+                         (GROUP_PREFIX, "group"), (ELIGIBLE_PREFIX, "eligible")):
         if key.startswith(prefix):
             return kind
     return "active"
@@ -134,7 +142,7 @@ class RemoveAdminRoles(BaseStep):
     summary: ClassVar[str] = "removes admin role assignments, recording them for later restore"
     # Exchange role-group removals lag their read-back like every Exchange write: verify polls with the full budget
     # for them; the Graph targets (assignments, eligibility, groups) keep the short directory budget.
-    exchange_key_prefixes: ClassVar[tuple[str, ...]] = (EXO_GROUP_PREFIX,)
+    exchange_key_prefixes: ClassVar[tuple[str, ...]] = (EXO_GROUP_PREFIX, EXO_ASSIGNMENT_PREFIX)
 
     async def _list(self, ctx: StepContext, principal_id: str) -> list[dict[str, Any]]:
         # $expand=roleDefinition names every role (the collector's table only knows the privileged ones).
@@ -175,6 +183,10 @@ class RemoveAdminRoles(BaseStep):
             exo_targets, exo_notes = await self._exchange_role_group_targets(ctx, account)
             targets += exo_targets
             notes += exo_notes
+        if "exchange_assignment" in kinds:
+            a_targets, a_notes = await self._exchange_assignment_targets(ctx, account)
+            targets += a_targets
+            notes += a_notes
         return targets, notes
 
     @staticmethod
@@ -355,6 +367,39 @@ class RemoveAdminRoles(BaseStep):
             notes.append(f"removing Exchange role-group membership needs {ROLE_GROUPS_WRITE_ROLE}")
         return targets, notes
 
+    async def _exchange_assignment_targets(self, ctx: StepContext, account: Account
+                                           ) -> tuple[list[Target], list[str]]:
+        """One target per management role assigned to the account directly (New-ManagementRoleAssignment -User):
+        ``Get-ManagementRoleAssignment -RoleAssignee <upn> -AssignmentMethod Direct``."""
+        try:
+            rows = await ctx.exchange.invoke("Get-ManagementRoleAssignment", {
+                "RoleAssignee": account.upn, "AssignmentMethod": ["Direct"]})
+        except ApiError as exc:
+            if exc.is_not_found:
+                return [], []  # not an Exchange recipient: no Exchange role can be assigned to it
+            if not is_exchange_refusal(exc):
+                raise
+            return [], [f"Exchange management role assignments could not be read ({exc.short()}): whether a role is "
+                        f"assigned to the account directly is unknown; the app needs {ROLE_GROUPS_READ_ROLE}"]
+        targets: list[Target] = []
+        for r in sorted(rows, key=lambda x: str(x.get("Name") or "").lower()):
+            name = as_str(r.get("Name")) or as_str(r.get("Identity"))
+            role = role_name(r.get("Role"))
+            if name is None or role is None or str(r.get("Enabled")).strip().lower() == "false":
+                continue
+            if (as_str(r.get("RoleAssigneeType")) or "User").lower() != "user":
+                continue  # through a role group (its own target) or a policy: not a direct assignment
+            scope = as_str(r.get("CustomRecipientWriteScope"))
+            targets.append(Target(
+                key=f"{EXO_ASSIGNMENT_PREFIX}{name}",
+                label=f"Exchange management role '{role}' assigned directly (assignment '{name}')",
+                before={"exchangeRoleAssignment": name, "role": role, "member": account.upn, "userId": account.id,
+                        "customRecipientWriteScope": scope},
+                after={"assigned": False}, data={"exchange_role_assignment": name}))
+        notes = [f"removing a directly assigned Exchange management role needs {ROLE_GROUPS_WRITE_ROLE}"] \
+            if targets else []
+        return targets, notes
+
     async def _via_group_notes(self, ctx: StepContext, account: Account, via: list[tuple[str, str, str]]) -> list[str]:
         """A note for each Exchange role group the account holds through a mail-enabled group inside it: named, not
         removed (the step never edits a group other people rely on)."""
@@ -378,6 +423,15 @@ class RemoveAdminRoles(BaseStep):
                 for rg, gname, gid in via if gid in mine]
 
     async def _apply_target(self, ctx: StepContext, plan: Plan, target: Target) -> Mapping[str, Any]:
+        if target.data.get("exchange_role_assignment"):
+            try:
+                await ctx.exchange.invoke("Remove-ManagementRoleAssignment", {
+                    "Identity": target.data["exchange_role_assignment"], "Confirm": False})
+            except ApiError as exc:
+                if exc.is_not_found or "couldn't be found" in (exc.message or ""):
+                    return {"assigned": False, "detail": "already gone"}  # removed meanwhile (by an admin)
+                raise
+            return {"assigned": False}
         if target.data.get("exchange_role_group"):
             try:
                 await ctx.exchange.invoke("Remove-RoleGroupMember", {
@@ -414,6 +468,8 @@ class RemoveAdminRoles(BaseStep):
 
     async def _undo(self, ctx: StepContext, entry: Mapping[str, Any]) -> str:
         before = entry.get("before") or {}
+        if before.get("exchangeRoleAssignment"):
+            return await self._undo_exchange_assignment(ctx, before)
         if before.get("exchangeRoleGroup"):
             return await self._undo_exchange_role_group(ctx, before)
         if before.get("groupId"):
@@ -508,6 +564,22 @@ class RemoveAdminRoles(BaseStep):
                 return f"already a member of Exchange role group '{name}'"
             raise
         return f"membership of Exchange role group '{name}' restored"
+
+
+    async def _undo_exchange_assignment(self, ctx: StepContext, before: Mapping[str, Any]) -> str:
+        name, role, member = str(before["exchangeRoleAssignment"]), before.get("role"), before.get("member")
+        if not role or not member:
+            raise StepError("the journal holds no role or account to assign again")
+        params: dict[str, Any] = {"Name": name, "Role": role, "User": member}
+        if before.get("customRecipientWriteScope"):
+            params["CustomRecipientWriteScope"] = before["customRecipientWriteScope"]
+        try:
+            await ctx.exchange.invoke("New-ManagementRoleAssignment", params)
+        except ApiError as exc:
+            if "already exists" in (exc.message or "").lower():
+                return f"Exchange management role '{role}' is already assigned (assignment '{name}')"
+            raise
+        return f"Exchange management role '{role}' assigned again (assignment '{name}')"
 
 
 def _not_a_member(exc: ApiError) -> bool:

@@ -541,8 +541,14 @@ def _r_exo_role_group(d: str, ev: Ev) -> str | None:
     group = ev.text("role_group")
     if not group:
         return None
-    s = f"Became a member of the Exchange role group {q(group)} since the last scan"
     roles = ev.items("roles")
+    if ev.get("direct_assignment") is True or ev.text("role_group_type") == "DirectAssignment":
+        role = _s(roles[0]) if roles else "an Exchange management"
+        s = f"Was given the Exchange management role {role} directly (assignment {q(group)}) since the last scan"
+        if ev.text("job_title_mismatch"):
+            s += f"; this does not fit the job title {q(ev.text('job_title_mismatch'))}"
+        return s + ". Neither Entra ID admin roles nor Exchange role groups show it."
+    s = f"Became a member of the Exchange role group {q(group)} since the last scan"
     if roles:
         shown = join_words([_s(r) for r in roles[:5]]) + (f" and {len(roles) - 5} more" if len(roles) > 5 else "")
         s += f", which grants Exchange admin roles ({shown})"

@@ -33,7 +33,8 @@ OUTBOUND_POLICY_ROLE = ("an Exchange RBAC role holding Get-RemoteDomain and Get-
 
 # Get-RoleGroup / Get-RoleGroupMember read RBAC configuration (Microsoft365DSC EXORoleGroup: read = "View-Only
 # Configuration"); Add-/Remove-RoleGroupMember change it (update = "Role Management", only in Organization Management).
-ROLE_GROUPS_READ_ROLE = ("an Exchange RBAC role holding Get-RoleGroup and Get-RoleGroupMember: \"View-Only "
+ROLE_GROUPS_READ_ROLE = ("an Exchange RBAC role holding Get-RoleGroup, Get-RoleGroupMember and "
+                         "Get-ManagementRoleAssignment: \"View-Only "
                          "Configuration\" (role group View-Only Organization Management, or the Entra role Global "
                          "Reader) or \"Role Management\" (Organization Management; Exchange Administrator)")
 ROLE_GROUPS_WRITE_ROLE = ("the Exchange RBAC role \"Role Management\" (role group Organization Management; the Entra "
@@ -103,8 +104,9 @@ COLLECTORS: dict[str, tuple[Need, ...]] = {
     "outbound_policy": (_x("Get-RemoteDomain, Get-HostedOutboundSpamFilterPolicy, Get-HostedOutboundSpamFilterRule: "
                            "the documented external auto-forwarding exceptions (forwarding false-positive suppressor); "
                            "plus the Exchange role View-Only Configuration"),),
-    "exchange_role_groups": (_x("Get-RoleGroup, Get-RoleGroupMember: Exchange role groups and their members "
-                                "(Exchange admin rights Entra roles do not show); plus the Exchange role View-Only "
+    "exchange_role_groups": (_x("Get-RoleGroup, Get-RoleGroupMember, Get-ManagementRoleAssignment: Exchange role "
+                                "groups and their members, and management roles assigned directly to users (Exchange "
+                                "admin rights Entra roles do not show); plus the Exchange role View-Only "
                                 "Configuration (or Role Management)"),
                              _g("GroupMember.Read.All", "Group.Read.All", "Directory.Read.All",
                                 "GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All",
@@ -135,7 +137,9 @@ STEPS: dict[str, tuple[Need, ...]] = {
                               why="read and remove / restore the account's membership of role-assignable groups that "
                                   "hold a role (together with RoleManagement.ReadWrite.Directory)"),
                            _x("Remove-RoleGroupMember / Add-RoleGroupMember (undo): Exchange role-group membership; "
-                              "plus the Exchange role Role Management (Organization Management)")),
+                              "Remove-ManagementRoleAssignment / New-ManagementRoleAssignment (undo): management "
+                              "roles assigned directly to the account; plus the Exchange role Role Management "
+                              "(Organization Management)")),
     "remove_auth_methods": (_g("UserAuthenticationMethod.ReadWrite.All"),),
     "revoke_oauth_grants": (_g("DelegatedPermissionGrant.ReadWrite.All"),),
     "remove_delegates": (_x("Remove-MailboxPermission, Remove-RecipientPermission, Set-Mailbox"),),

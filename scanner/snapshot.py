@@ -163,6 +163,9 @@ class RoleAssignment(_Frozen):
     via_group: bool = False
 
 
+DIRECT_ASSIGNMENT = "DirectAssignment"  # ExchangeRoleGroupMembership.role_group_type of a role assigned directly
+
+
 class ExchangeRoleGroupMembership(_Frozen):
     """The account is a member of an Exchange Online role group (``Get-RoleGroupMember``), which grants it the group's
     management roles in Exchange RBAC — admin rights Entra directory roles do not show (detections.md §D1 "Exchange
@@ -173,7 +176,8 @@ class ExchangeRoleGroupMembership(_Frozen):
     group_identity: str | None = None  # Identity / Guid: what Remove-RoleGroupMember -Identity takes
     group_guid: str | None = None
     roles: tuple[str, ...] = ()  # management role names ("Role Management", "Mail Recipients", ...)
-    role_group_type: str | None = None  # "Standard" | "Linked" | ...
+    role_group_type: str | None = None  # "Standard" | "Linked" | ... | "DirectAssignment" (no role group: ``group``
+    # is the name of a management role assignment to the account itself, Get-ManagementRoleAssignment)
     member: str | None = None  # how Get-RoleGroupMember printed the member (Name / Identity)
     via_group: str | None = None
 

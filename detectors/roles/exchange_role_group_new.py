@@ -9,12 +9,14 @@ Import Export, Mailbox Search, ApplicationImpersonation ...) — that the previo
 rights an attacker can grant a taken-over mailbox without any Entra directory role. The same membership through a
 mail-enabled group the previous scan already showed is not new; a job-title mismatch raises the score.
 A mailbox added to a mail-enabled security group that is itself a member of a privileged role group (or to a group
-nested in it) is seen: ``via_group`` names the group, read through Graph's transitive members.
+nested in it) is seen: ``via_group`` names the group, read through Graph's transitive members. So is a powerful
+management role assigned to the account directly (``New-ManagementRoleAssignment -Role "Mailbox Import Export" -User
+...``, Splunk ``o365_applicationimpersonation_role_assigned``): ``role_group`` is then the assignment's name,
+``role_group_type`` ``DirectAssignment`` and ``direct_assignment`` true.
 Misses: memberships on the first scan, or after a scan that could not read role groups (no baseline: standing
 memberships are not findings); members of groups inside a role group that Entra does not know (no
-ExternalDirectoryObjectId) or whose members could not be read (named on the tenant as unresolved members); direct
-management role assignments outside role groups (``New-ManagementRoleAssignment -User``) and management scopes;
-Defender / Purview (Security & Compliance) role groups.
+ExternalDirectoryObjectId) or whose members could not be read (named on the tenant as unresolved members); roles
+assigned directly to a security group, and management scopes; Defender / Purview (Security & Compliance) role groups.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Iterator
 from detectors._common import exchange_group_is_privileged
 from detectors._model import DetectorMeta, Finding, ScanContext, Severity, make_finding
 from detectors.roles.privileged_role_new import NON_ADMIN_TITLES
-from scanner.snapshot import AccountSnapshot
+from scanner.snapshot import DIRECT_ASSIGNMENT, AccountSnapshot
 
 META = DetectorMeta(
     id="roles.exchange_role_group_new",
@@ -55,7 +57,11 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
             continue
         if (m.group.strip().lower(), (m.via_group or "").lower()) in before:
             continue
-        if m.via_group:
+        direct = m.role_group_type == DIRECT_ASSIGNMENT
+        if direct:
+            removal = (f"Remove-ManagementRoleAssignment -Identity '{m.group_identity or m.group}' -Confirm:$false "
+                       "(step remove_admin_roles)")
+        elif m.via_group:
             # Held through a mail-enabled group inside the role group: the account leaves that group (or the group
             # inside it it is in); remove_admin_roles names this, it never edits a group others rely on.
             removal = (f"Remove-DistributionGroupMember -Identity '{m.via_group}' -Member '{account.upn}' "
@@ -66,6 +72,8 @@ def detect(account: AccountSnapshot, ctx: ScanContext) -> Iterator[Finding]:
                        f"'{account.upn}' -BypassSecurityGroupManagerCheck -Confirm:$false (step remove_admin_roles)")
         ev = {"role_group": m.group, "roles": list(m.roles), "role_group_type": m.role_group_type,
               "member": m.member, "via_group": m.via_group, "first_seen": ctx.now.isoformat(), "removal": removal}
+        if direct:
+            ev["direct_assignment"] = True
         score = 30
         if account.user.job_title and NON_ADMIN_TITLES.search(account.user.job_title):
             ev["job_title_mismatch"] = account.user.job_title

@@ -31,7 +31,14 @@ flattened; GroupMember.Read.All, as for role-assignable groups), and each user i
 groups Exchange links to the Global / Exchange Administrator roles, whose holders the Entra roles collector reads), or
 one whose members could not be read (a note says why and names the permission), stays an unresolved member.
 
-Permissions: ``Exchange.ManageAsApp`` plus an Exchange role that holds both cmdlets — "View-Only Configuration"
+``Get-ManagementRoleAssignment -RoleAssigneeType User`` adds the management roles assigned to a user directly
+(``New-ManagementRoleAssignment -Role "Mailbox Import Export" -User ...``): Exchange admin rights outside any role
+group. Each enabled one is kept in the shape of a role group with one member (``role_group_type`` ``DirectAssignment``,
+its name the assignment's ``Name``, its assignee resolved like a member from ``RoleAssigneeName`` / ``User`` /
+``EffectiveUserName``), so an account's ``exchange_role_groups`` hold both. That cmdlet refused or failing is a partial
+gap naming it (the role groups are kept).
+
+Permissions: ``Exchange.ManageAsApp`` plus an Exchange role that holds the three cmdlets — "View-Only Configuration"
 (role group View-Only Organization Management; the Entra role Global Reader) or "Role Management" (Organization
 Management; Exchange Administrator). The recipient roles the per-mailbox collectors need do not include them. A
 refusal (403, or "not recognized as a name of a cmdlet") is a coverage gap naming the cmdlet and that role, never
@@ -48,10 +55,12 @@ from scanner.collectors._util import as_list, as_str, exchange_refusal_gap, iso,
 from scanner.collectors.roles import GROUP_MEMBERS_PERMISSION, _group_members
 from scanner.graph.client import ApiError, ExchangeApi, GraphApi
 from scanner.permissions import ROLE_GROUPS_READ_ROLE
-from scanner.snapshot import ExchangeRoleGroup, ExchangeRoleGroupMembership, NotCollected
+from scanner.snapshot import DIRECT_ASSIGNMENT, ExchangeRoleGroup, ExchangeRoleGroupMembership, NotCollected
 
 GROUPS = "Get-RoleGroup"
 MEMBERS = "Get-RoleGroupMember"
+ASSIGNMENTS = "Get-ManagementRoleAssignment"
+DIRECT = DIRECT_ASSIGNMENT  # role_group_type of a management role assigned directly to a user (no role group)
 _CONCURRENCY = 4  # Get-RoleGroupMember calls in flight: a tenant has ~15-40 role groups
 
 
@@ -116,6 +125,29 @@ def member_row(m: Any) -> dict[str, Any] | None:
             "id": (as_str(m.get("ExternalDirectoryObjectId")) or "").lower() or None, "keys": keys}
 
 
+def assignment_row(r: dict[str, Any]) -> dict[str, Any] | None:
+    """One Get-ManagementRoleAssignment object for a user assignee, in the shape of a role group with one member (its
+    ``role_group_type`` is ``DirectAssignment``); None for a disabled one, or one without a name, role or assignee."""
+    name = as_str(r.get("Name")) or as_str(r.get("Identity"))
+    role = role_name(r.get("Role"))
+    if name is None or role is None or str(r.get("Enabled")).strip().lower() == "false":
+        return None
+    if (as_str(r.get("RoleAssigneeType")) or "User").lower() != "user":
+        return None  # role groups (read above), policies, security groups: not an account's own assignment
+    keys: list[str] = []
+    for k in ("RoleAssigneeName", "User", "EffectiveUserName", "RoleAssignee"):
+        v = as_str(r.get(k))
+        if v and v not in keys and v.lower() != "all group members":
+            keys.append(v)
+    if not keys:
+        return None
+    return {"name": name, "identity": as_str(r.get("Identity")) or name, "guid": as_str(r.get("Guid")),
+            "roles": [role], "role_group_type": DIRECT, "description": None,
+            "when_changed": iso(r.get("WhenChanged") or r.get("WhenChangedUTC")), "assignment": True,
+            "scope": as_str(r.get("CustomRecipientWriteScope")),
+            "members": [{"name": keys[0], "identity": keys[0], "recipient_type": "User", "id": None, "keys": keys}]}
+
+
 async def read_role_groups(ex: ExchangeApi, graph: GraphApi | None = None,
                            partial: list[NotCollected] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """(every role group with its members, notes). Raises :class:`RoleGroupReadError` naming the failed cmdlet. With
@@ -149,6 +181,18 @@ async def read_role_groups(ex: ExchangeApi, graph: GraphApi | None = None,
             raise res
     groups = [g for g in groups if not g.pop("gone", False)]
     groups.sort(key=lambda g: g["name"].lower())
+    # Management roles assigned to a user directly (New-ManagementRoleAssignment -User), outside any role group.
+    try:
+        async for page in ex.iter_invoke(ASSIGNMENTS, {"RoleAssigneeType": "User"}):
+            groups.extend(a for a in (assignment_row(r) for r in page if isinstance(r, dict)) if a is not None)
+    except ApiError as err:
+        why = exchange_refusal_gap(ASSIGNMENTS, err, ROLE_GROUPS_READ_ROLE, "management roles assigned directly to "
+                                   "users (Exchange admin rights outside role groups) are unknown") or NotCollected(
+            reason=f"{ASSIGNMENTS} failed: {err.short()}; management roles assigned directly to users are unknown",
+            code=err.code or (str(err.status) if err.status else None))
+        notes.append(why.reason)
+        if partial is not None:
+            partial.append(why)
     if graph is not None:
         await _expand_group_members(graph, groups, notes, partial)
     return groups, notes
@@ -257,6 +301,8 @@ def memberships_for(by_key: dict[str, list[dict[str, Any]]], user_id: str, upn: 
 
 def tenant_role_groups(groups: list[dict[str, Any]], unresolved: dict[str, list[str]]
                        ) -> tuple[ExchangeRoleGroup, ...]:
+    """The role groups for TenantInfo; a management role assigned directly to a user is listed as one with
+    ``role_group_type`` ``DirectAssignment`` (its assignee among ``members``, or ``unresolved_members``)."""
     return tuple(ExchangeRoleGroup(
         name=g["name"], identity=g.get("identity"), guid=g.get("guid"), roles=tuple(g.get("roles") or ()),
         role_group_type=g.get("role_group_type"), description=g.get("description"),

@@ -335,7 +335,9 @@ async def read_tenant_sources(conn: Connection, *, need_exchange: bool = True, r
                 src.data[name] = groups
                 src.notes.extend(notes)
                 if rg_partial:
-                    src.partial[name] = rg_partial[0]
+                    first = rg_partial[0]
+                    src.partial[name] = first if len(rg_partial) == 1 else first.model_copy(
+                        update={"reason": "; ".join(p.reason for p in rg_partial)})
             else:
                 src.data[name] = result
         finally:

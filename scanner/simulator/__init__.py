@@ -54,7 +54,10 @@ null; the planted and benign rules are data: ``scenarios/tenant/transport_rules.
 ``role_groups.apply_overnight(tenant)`` (``scanner.simulator.role_groups``: Exchange RBAC role groups served by
 ``Get-RoleGroup`` / ``Get-RoleGroupMember`` and changed by ``Add-`` / ``Remove-RoleGroupMember``; the built-in groups,
 their standing members and the planted overnight addition of a taken-over mailbox to Organization Management are
-data: ``scenarios/tenant/role_groups.json``; ``role_groups.members_of(tenant, group)``), ``tenant.advance(seconds)``
+data: ``scenarios/tenant/role_groups.json``; ``role_groups.members_of(tenant, group)``),
+``role_assignments.assign(tenant, "Mailbox Import Export", upn)`` (``scanner.simulator.role_assignments``: direct
+Exchange management role assignments served by ``Get-ManagementRoleAssignment`` and changed by ``New-`` / ``Remove-
+ManagementRoleAssignment``; ``role_assignments.assignments_of(tenant, upn)``), ``tenant.advance(seconds)``
 (frozen clock only).
 
 Fault injection (deterministic): ``tenant.faults.add(match, kind, status=None, times=1, upn=None, method=None,

@@ -357,6 +357,11 @@ KNOWN_PARAMS = {
     "Get-RoleGroupMember": {"Identity", "ResultSize"},
     "Add-RoleGroupMember": {"Identity", "Member", "BypassSecurityGroupManagerCheck", "Confirm"},
     "Remove-RoleGroupMember": {"Identity", "Member", "BypassSecurityGroupManagerCheck", "Confirm"},
+    # Exchange RBAC management role assignments (simulator/role_assignments.py)
+    "Get-ManagementRoleAssignment": {"Identity", "RoleAssigneeType", "Role", "Enabled", "RoleAssignee",
+                                     "AssignmentMethod", "Delegating"},
+    "New-ManagementRoleAssignment": {"Name", "Role", "User", "CustomRecipientWriteScope", "Confirm"},
+    "Remove-ManagementRoleAssignment": {"Identity", "Confirm"},
 }
 
 
@@ -583,6 +588,10 @@ def _run(t: Tenant, cmdlet: str, params: dict) -> tuple[list[dict], list[str]]:
         from . import role_groups
 
         return role_groups.run(t, cmdlet, params), warnings
+    if cmdlet in ("Get-ManagementRoleAssignment", "New-ManagementRoleAssignment", "Remove-ManagementRoleAssignment"):
+        from . import role_assignments
+
+        return role_assignments.run(t, cmdlet, params), warnings
     if cmdlet == "Get-AcceptedDomain":
         rows = [{"Identity": d, "Name": d, "DomainName": d, "DomainType": "Authoritative", "Default": d == t.primary_domain,
                  "InitialDomain": d.endswith(".onmicrosoft.com")} for d in t.domains]

@@ -15,7 +15,8 @@ from remhelpers import Scanned
 
 from remediators.cli import remediate_command
 from remediators.runner import choose_steps
-from scanner.simulator import create_app, generate_tenant, role_groups
+from reports.evidence import evidence_sentence
+from scanner.simulator import create_app, generate_tenant, role_assignments, role_groups
 from scanner.simulator.app import SimOptions
 
 STEP = "remove_admin_roles"
@@ -132,3 +133,46 @@ def test_a_membership_through_a_group_inside_the_role_group_is_named_in_the_plan
                                                   "--dry-run"], obj=s.options(), catch_exceptions=False,
                               env={"COLUMNS": "400"})
     assert "through mail-enabled group" not in plan.output  # not in the group: no such note
+
+
+def test_a_role_assigned_directly_is_reported_removed_and_restored(tmp_path: Path) -> None:
+    tenant = generate_tenant(users=60, seed=7, scenarios=True)
+    nathan = f"nathan.yates@{tenant.primary_domain}"
+    role_assignments.assign(tenant, "Mailbox Import Export", nathan)  # standing before the first scan: no finding
+    s = Scanned(tmp_path, tenant, create_app(tenant))
+    upn = f"megan.bowen@{tenant.primary_domain}"
+    nick = tenant.user(upn).mailNickname
+    role_assignments.assign(tenant, "Mailbox Search", upn)  # overnight: the attacker's direct assignment
+    s.rescan()
+    found = [f for f in s.store.findings(s.scan_id) if f["detector"] == DETECTOR]
+    assert [f["account"].lower() for f in found] == [upn.lower()]
+    ev = found[0]["evidence"]
+    assert ev["direct_assignment"] is True and ev["role_group_type"] == "DirectAssignment"
+    assert ev["role_group"] == f"Mailbox Search-{nick}" and ev["roles"] == ["Mailbox Search"]
+    assert ev["removal"].startswith(f"Remove-ManagementRoleAssignment -Identity 'Mailbox Search-{nick}'")
+    assert evidence_sentence(DETECTOR, ev).startswith(
+        f"Was given the Exchange management role Mailbox Search directly (assignment 'Mailbox Search-{nick}')")
+    assert s.verdict(upn) == "compromised"
+    assert STEP in choose_steps(None, s.store.findings(s.scan_id, upn))
+
+    n = len(tenant.mutations)
+    res = s.remediate("--user", upn, "--step", STEP, "--yes")
+    assert res.exit_code == 0, res.output
+    assert role_assignments.assignments_of(tenant, upn) == []
+    assert role_assignments.assignments_of(tenant, nathan) == ["Mailbox Import Export"]  # someone else's: untouched
+    assert [(m["method"], m["detail"]) for m in tenant.mutations[n:]] == [
+        ("Remove-ManagementRoleAssignment", {"Role": "Mailbox Search", "Name": f"Mailbox Search-{nick}"})]
+    started = next(r for r in _rows(s, upn) if r["status"] == "started")
+    assert started["target"] == f"exoroleassignment:Mailbox Search-{nick}"
+    assert started["before"]["role"] == "Mailbox Search" and started["before"]["member"] == upn
+    aid = started["action_id"]
+    assert [r["status"] for r in _rows(s, upn) if r["action_id"] == aid] == ["started", "applied", "verified"]
+    s.rescan()
+    assert not [f for f in s.store.findings(s.scan_id, upn) if f["detector"] == DETECTOR and f["status"] == "active"]
+
+    res = s.undo(aid)
+    assert res.exit_code == 0, res.output
+    assert "assigned again" in res.output
+    assert role_assignments.assignments_of(tenant, upn) == ["Mailbox Search"]
+    res = s.undo(aid)  # nothing left to undo: refused or already done, never a second assignment
+    assert role_assignments.assignments_of(tenant, upn) == ["Mailbox Search"]

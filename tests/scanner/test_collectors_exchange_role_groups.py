@@ -12,6 +12,7 @@ import pytest
 
 from scanner.collectors.exchange import MailboxDirectory, _mailbox_row
 from scanner.collectors.exchange_role_groups import (
+    assignment_row,
     index_role_groups,
     member_row,
     memberships_for,
@@ -268,3 +269,32 @@ async def test_a_group_inside_a_role_group_whose_members_cannot_be_read_is_named
     (gap,) = [e for e in r.errors if e["collector"] == "exchange_role_groups" and e["upn"] is None]
     assert "ExchangeOperators" in gap["message"] and gap["permission"] == "GroupMember.Read.All"
     assert r.exit_code == 3
+
+
+def test_direct_assignment_rows_are_read_liberally_and_only_enabled_user_ones_kept() -> None:
+    a = assignment_row({"Name": "Mailbox Import Export-adele", "Role": "Mailbox Import Export",
+                        "RoleAssigneeType": "User", "RoleAssigneeName": "adele", "User": "adele",
+                        "EffectiveUserName": "adele", "Enabled": True, "Guid": "g1"})
+    assert a is not None and a["role_group_type"] == "DirectAssignment" and a["roles"] == ["Mailbox Import Export"]
+    assert a["members"][0]["keys"] == ["adele"]
+    # a role printed as a path, Enabled as text
+    b = assignment_row({"Identity": "x", "Role": "contoso.onmicrosoft.com\\Mailbox Search", "RoleAssigneeName": "bob",
+                        "Enabled": "True"})
+    assert b is not None and b["name"] == "x" and b["roles"] == ["Mailbox Search"]
+    assert assignment_row({"Name": "n", "Role": "Mailbox Search", "RoleAssigneeName": "bob", "Enabled": False}) is None
+    assert assignment_row({"Name": "n", "Role": "Role Management", "RoleAssigneeType": "RoleGroup",
+                           "RoleAssigneeName": ORG}) is None
+    assert assignment_row({"Name": "n", "Role": "Role Management", "RoleAssigneeType": "User"}) is None
+
+
+async def test_a_refused_assignment_read_is_a_gap_naming_it_and_role_groups_are_kept(make_sim_env: Any) -> None:
+    env = make_sim_env(users=40, seed=7, scenarios=True,
+                       app_options={"exchange_rbac_denied": frozenset({"Get-ManagementRoleAssignment"})})
+    r = await run_scan(env.cfg, **env.kwargs)
+    (gap,) = [e for e in r.errors if e["collector"] == "exchange_role_groups" and e["upn"] is None]
+    assert "access denied to Get-ManagementRoleAssignment" in gap["message"]
+    assert "View-Only Configuration" in gap["message"] and "assigned directly" in gap["message"]
+    assert r.exit_code == 3
+    with Store(env.cfg.database_path) as store:
+        nathan = store.get_account(r.scan_id, f"nathan.yates@{env.tenant.primary_domain}")
+        assert nathan is not None and [m.group for m in nathan.require("exchange_role_groups")] == [ORG]
