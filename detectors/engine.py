@@ -249,9 +249,11 @@ def evaluate_tenant(tenant: TenantInfo, facts: TenantFacts, ctx: ScanContext,
 class FactsBuilder:
     """Accumulates cross-account facts one snapshot at a time (memory: a few entries per account)."""
 
-    def __init__(self, tenant: TenantInfo, allowlist: Allowlist, now: datetime) -> None:
+    def __init__(self, tenant: TenantInfo | None, allowlist: Allowlist, now: datetime) -> None:
+        # ``tenant`` may come later (facts(tenant)): the sweep feeds accounts as it stores them, before the accepted
+        # domains are known, so forward addresses are kept unclassified until then.
         self.tenant, self.allowlist, self.now = tenant, allowlist, now
-        self.destinations: dict[str, set[str]] = defaultdict(set)
+        self.forwards: dict[str, set[str]] = defaultdict(set)
         self.phones: dict[str, set[str]] = defaultdict(set)
         self.mobiles: dict[str, set[str]] = defaultdict(set)
         self.contacts: dict[str, set[str]] = defaultdict(set)
@@ -272,8 +274,7 @@ class FactsBuilder:
             for key in FORWARD_ACTIONS:
                 addrs.extend(recipients(r.actions, key))
         for a in set(addrs):
-            if classify(a, self.tenant.domains).external:
-                self.destinations[a].add(upn)
+            self.forwards[a].add(upn)
         for m in real_methods(acc.get("auth_methods") or ()):
             if m.phone_number:
                 self.phones[norm_phone(m.phone_number)].add(upn)
@@ -296,12 +297,17 @@ class FactsBuilder:
         if privileged_roles(acc) or privileged_exchange_groups(acc):
             self.privileged.add(upn)
 
-    def facts(self) -> TenantFacts:
+    def facts(self, tenant: TenantInfo | None = None) -> TenantFacts:
+        tenant = tenant if tenant is not None else self.tenant
+        if tenant is None:
+            raise ValueError("FactsBuilder.facts needs the tenant (its accepted domains)")
+
         def multi(d: dict[str, set[str]], minimum: int = 1) -> dict[str, frozenset[str]]:
             return {k: frozenset(v) for k, v in d.items() if k and len(v) >= minimum}
 
+        destinations = {a: upns for a, upns in self.forwards.items() if classify(a, tenant.domains).external}
         return TenantFacts(
-            forward_destinations=multi(self.destinations),
+            forward_destinations=multi(destinations),
             auth_phones=multi(self.phones, 2) | {k: frozenset(v) for k, v in self.phones.items()
                                                  if k and k in self.mobiles},
             app_consents=dict(self.consents),
@@ -335,6 +341,7 @@ class EvaluationSummary:
     new_findings: int = 0
     suppressed: int = 0
     warnings: list[str] = field(default_factory=list)
+    facts_from_collection: bool = False  # pass 1 was fed during collection (no second read of every account)
 
 
 def artefact_present(account: AccountSnapshot, artefact: str) -> bool | None:
@@ -404,8 +411,12 @@ def _stored_tenant(store: Any, scan_id: str) -> TenantInfo | None:
 
 def evaluate_scan(store: Any, scan_id: str, *, tenant: TenantInfo, allowlist: Allowlist, now: datetime,
                   protected_accounts: frozenset[str] | Iterable[str] = frozenset(),
-                  detectors: Sequence[Detector] | None = None) -> EvaluationSummary:
-    """Evaluate every stored account of ``scan_id`` and write findings, verdicts, history and coverage gaps."""
+                  detectors: Sequence[Detector] | None = None,
+                  prebuilt: FactsBuilder | None = None) -> EvaluationSummary:
+    """Evaluate every stored account of ``scan_id`` and write findings, verdicts, history and coverage gaps.
+
+    ``prebuilt``: the tenant-wide facts fed by the sweep as it stored each account; used when it saw exactly the
+    stored accounts (a resumed scan's earlier accounts were not: the facts are then read from the store)."""
     detectors = catalogue() if detectors is None else detectors
     now = aware(now) or now
     protected = frozenset(u.lower() for u in protected_accounts)
@@ -413,11 +424,15 @@ def evaluate_scan(store: Any, scan_id: str, *, tenant: TenantInfo, allowlist: Al
     prev_scan = store.previous_scan_id(scan_id)
     started = store.scan(scan_id)["started"]
 
-    # Pass 1: tenant-wide facts.
-    fb = FactsBuilder(tenant, allowlist, now)
-    for acc in store.iter_accounts(scan_id):
-        fb.add(acc)
-    facts = fb.facts()
+    # Pass 1: tenant-wide facts (fed during collection when it saw every stored account).
+    if prebuilt is not None and prebuilt.n == store.count_accounts(scan_id):
+        facts = prebuilt.facts(tenant)
+        summary.facts_from_collection = True
+    else:
+        fb = FactsBuilder(tenant, allowlist, now)
+        for acc in store.iter_accounts(scan_id):
+            fb.add(acc)
+        facts = fb.facts()
 
     prev_hist: dict[str, list[int]] = {}
     if prev_scan:

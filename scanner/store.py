@@ -230,6 +230,9 @@ class Store:
             with self.db.atomic():
                 self.db["accounts"].insert_all(rows, replace=True)
 
+    def count_accounts(self, scan_id: str) -> int:
+        return int(self.db.execute("select count(*) from accounts where scan_id = ?", [scan_id]).fetchone()[0])
+
     def done_upns(self, scan_id: str) -> set[str]:
         return {r[0] for r in self.db.execute("select upn from accounts where scan_id = ?", [scan_id])}
 

@@ -93,7 +93,7 @@ def exit_code_for(findings: list[dict[str, Any]], errors: list[dict[str, Any]], 
 
 
 async def _collect(cfg: Config, store: Store, scan_id: str, conn: Any, *, resume: bool, progress: Any,
-                   now: datetime) -> TenantInfo:
+                   now: datetime, facts: Any = None) -> TenantInfo:
     # ---- 1. tenant-wide sources (reused on resume), read concurrently with each other and with step 2: a chunk
     # waits only for what it needs (the mailbox directory first; its users' registration rows and the rest when its
     # snapshots are assembled). The large sources stream into the scan database (tenant_rows), not into memory.
@@ -151,6 +151,9 @@ async def _collect(cfg: Config, store: Store, scan_id: str, conn: Any, *, resume
         try:
             snaps, gaps = await collector.collect(chunk, release)
             store.put_accounts(scan_id, snaps)
+            if facts is not None:
+                for snap in snaps:  # detection's pass 1, from the snapshots in hand (no second read of the store)
+                    facts.add(snap)
             _record(store, scan_id, gaps)
             _call(progress, "advance", "accounts", len(chunk))
         except ApiError as err:
@@ -251,14 +254,16 @@ def _record(store: Store, scan_id: str, gaps: list[Gap]) -> None:
         store.add_error(scan_id, g.upn, g.collector, g.why.reason, g.why.code, g.why.permission)
 
 
-def _evaluate(cfg: Config, store: Store, scan_id: str, tenant: TenantInfo, now: datetime) -> Any:
+def _evaluate(cfg: Config, store: Store, scan_id: str, tenant: TenantInfo, now: datetime,
+              facts: Any = None) -> Any:
     from detectors.engine import allowlist_from_config, evaluate_scan
 
     allowlist, warnings = allowlist_from_config(cfg.allowlist, now)
     for w in warnings:
         log.warning("%s", w)
     summary = evaluate_scan(store, scan_id, tenant=tenant, allowlist=allowlist, now=now,
-                            protected_accounts=frozenset(a.lower() for a in cfg.remediation.protected_accounts))
+                            protected_accounts=frozenset(a.lower() for a in cfg.remediation.protected_accounts),
+                            prebuilt=facts)
     if warnings and hasattr(summary, "warnings"):
         summary.warnings.extend(warnings)
     return summary
@@ -294,13 +299,19 @@ async def run_scan(
                                         "hidden_rules": cfg.scan.hidden_rules, "sent_items": cfg.scan.sent_items})
         log.info("scan %s of tenant %s%s", scan_id, cfg.label, " (resumed)" if resumed else "")
         conn = connect(cfg, credential=credential, transport=transport)
+        from detectors._model import Allowlist
+        from detectors.engine import FactsBuilder
+
+        # detection's tenant-wide facts, fed as accounts are stored (evaluate_scan makes ``now`` aware the same way)
+        facts = FactsBuilder(None, Allowlist(), now if now.tzinfo else now.replace(tzinfo=UTC))
         try:
-            tenant = await _collect(cfg, store, scan_id, conn, resume=resumed, progress=progress, now=now)
+            tenant = await _collect(cfg, store, scan_id, conn, resume=resumed, progress=progress, now=now,
+                                    facts=facts)
         finally:
             await conn.aclose()
         collect_s, collect_cpu = time.monotonic() - t0, time.process_time() - cpu0
         store.set_tenant(scan_id, tenant.model_dump(mode="json"))
-        summary = _evaluate(cfg, store, scan_id, tenant, now)
+        summary = _evaluate(cfg, store, scan_id, tenant, now, facts)
         stats = conn.stats
         stat_dict = {"http_requests": stats.http_requests, "logical_requests": stats.logical_requests,
                      "throttled": stats.throttled, "retries": stats.retries, "server_errors": stats.server_errors,
