@@ -33,9 +33,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import itertools
 import pkgutil
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -409,6 +410,23 @@ def _stored_tenant(store: Any, scan_id: str) -> TenantInfo | None:
         return None  # an unreadable old row: no baseline, findings read as standing
 
 
+def _with_previous(store: Any, scan_id: str, prev_scan: str | None, group: int = 500,
+                   ) -> Iterator[tuple[AccountSnapshot, AccountSnapshot | None, list[dict[str, Any]]]]:
+    """Each stored account of ``scan_id`` with its snapshot and findings in ``prev_scan``, those read ``group``
+    accounts to a query instead of two queries per account on every scan after the first."""
+    accounts = store.iter_accounts(scan_id)
+    while True:
+        part = list(itertools.islice(accounts, group))
+        if not part:
+            return
+        upns = [a.upn for a in part]
+        prev = store.get_accounts(prev_scan, upns) if prev_scan else {}
+        found = store.findings_by_account(prev_scan, upns) if prev_scan else {}
+        for acc in part:
+            key = acc.upn.lower()
+            yield acc, prev.get(key), found.get(key, [])
+
+
 def evaluate_scan(store: Any, scan_id: str, *, tenant: TenantInfo, allowlist: Allowlist, now: datetime,
                   protected_accounts: frozenset[str] | Iterable[str] = frozenset(),
                   detectors: Sequence[Detector] | None = None,
@@ -467,10 +485,9 @@ def evaluate_scan(store: Any, scan_id: str, *, tenant: TenantInfo, allowlist: Al
     # The previous scan's tenant facts: tenant detectors diff against them, and per-account detectors refuse to trust
     # an outbound-policy exception that is new since then (detectors/_outbound.py).
     prev_tenant = _stored_tenant(store, prev_scan) if prev_scan else None
-    for acc in store.iter_accounts(scan_id):
+    for acc, previous, prev_found in _with_previous(store, scan_id, prev_scan):
         upn_l = acc.upn.lower()
-        previous = store.get_account(prev_scan, acc.upn) if prev_scan else None
-        prev_rows = store.findings(prev_scan, acc.upn) if prev_scan and previous is not None else []
+        prev_rows = prev_found if previous is not None else []
         hist = list(prev_hist.get(upn_l, []))
         if not hist and previous is not None:
             ps = previous.get("sending")

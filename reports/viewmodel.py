@@ -18,7 +18,7 @@ from detectors.engine import manual_fix
 from reports.evidence import evidence_sentence
 from reports.text import attack_url, strip_hidden
 from scanner.snapshot import AccountSnapshot
-from scanner.store import Store, unpack
+from scanner.store import Store
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 SEV_RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -680,22 +680,6 @@ def timeline(entries: Sequence[Mapping[str, Any]], now: Any, width: int = 720, r
                     max(0, len(ordered) - TIMELINE_ACCOUNTS))
 
 
-def _snapshots(store: Store, scan_id: str, upns: list[str], chunk: int = 500) -> dict[str, AccountSnapshot]:
-    """Snapshots of the drawn accounts by exact upn through the (scan_id, upn) key.
-
-    Store.get_account matches ``collate nocase``, which cannot use that index: one full scan per account, minutes
-    at 100k accounts.
-    """
-    out: dict[str, AccountSnapshot] = {}
-    for i in range(0, len(upns), chunk):
-        part = upns[i:i + chunk]
-        marks = ",".join("?" * len(part))
-        for upn, blob in store.db.execute(
-                f"select upn, snapshot from accounts where scan_id = ? and upn in ({marks})", [scan_id, *part]):  # noqa: S608 - only '?' placeholders are interpolated
-            out[upn] = AccountSnapshot.from_json(unpack(blob))
-    return out
-
-
 # ---- assembly from the store ---------------------------------------------------------------------------------------
 
 def build_report(store: Store, scan_id: str, cfg: Any = None,
@@ -741,7 +725,7 @@ def build_report(store: Store, scan_id: str, cfg: Any = None,
     mask = (acc_df["verdict"] != "clean") | acc_df["upn"].str.lower().isin(by_upn) | \
         acc_df["upn"].str.lower().isin(journal_by_upn)
     drawn = acc_df[mask].to_dict("records")
-    snapshots = _snapshots(store, scan_id, [str(r["upn"]) for r in drawn])
+    snapshots = store.get_accounts(scan_id, [str(r["upn"]) for r in drawn])  # 500 to a query
     for row in drawn:
         key = str(row["upn"]).lower()
         fs = by_upn.get(key, [])
@@ -753,7 +737,7 @@ def build_report(store: Store, scan_id: str, cfg: Any = None,
                 if not f.get("suppressed"):
                     timeline_entries.append({**h, "upn": row["upn"], "verdict": row["verdict"]})
         row["reasons"] = json.loads(row["reasons"] or "[]")
-        rendered.append(account_view(row, fs, snapshot=snapshots.get(str(row["upn"])),
+        rendered.append(account_view(row, fs, snapshot=snapshots.get(key),
                                      gaps=gaps_by_upn.get(key, []), journal=journal_by_upn.get(key, []),
                                      history=history))
     rendered.sort(key=account_sort_key)

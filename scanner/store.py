@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlite_utils
 
 from scanner.snapshot import AccountSnapshot
@@ -122,6 +123,16 @@ def apply_migrations(db: sqlite_utils.Database) -> list[str]:
 
 def pack(text: str) -> bytes:
     return zlib.compress(text.encode("utf-8"), 6)
+
+
+def _finding_row(r: Any) -> dict[str, Any]:
+    r = dict(r)
+    r["evidence"] = json.loads(r["evidence"] or "{}")
+    r["remediation"] = json.loads(r["remediation"] or "[]")
+    r["new_since_last_scan"] = bool(r["new_since_last_scan"])
+    r["severity"] = _SEV_LABELS[r["severity"]]
+    r["account"] = r.pop("upn")
+    return r
 
 
 def unpack(blob: bytes | None) -> str:
@@ -250,6 +261,27 @@ class Store:
                               [scan_id, upn]).fetchone()
         return AccountSnapshot.from_json(unpack(row[0])) if row else None
 
+    def get_accounts(self, scan_id: str, upns: Iterable[str], fields: Iterable[str] | None = None,
+                     chunk: int = 500) -> dict[str, AccountSnapshot]:
+        """Snapshots of ``upns`` (matched case-insensitively, ``chunk`` to a query) keyed by lower-case UPN; absent
+        accounts are left out. ``fields``: parse only these collections besides ``user`` (the others read as absent)
+        — for callers that need a few of them from many accounts (the incremental sweep's reuse)."""
+        keep = None if fields is None else ("user", *fields)
+        wanted = list(dict.fromkeys(upns))
+        out: dict[str, AccountSnapshot] = {}
+        for i in range(0, len(wanted), chunk):
+            part = wanted[i:i + chunk]
+            marks = ",".join("?" * len(part))
+            for upn, blob in self.db.execute(
+                    f"select upn, snapshot from accounts where scan_id = ? and upn collate nocase in ({marks})",  # noqa: S608 - only '?' placeholders
+                    [scan_id, *part]):
+                if keep is None:
+                    out[upn.lower()] = AccountSnapshot.from_json(unpack(blob))
+                else:
+                    data = orjson.loads(unpack(blob))
+                    out[upn.lower()] = AccountSnapshot.model_validate({k: data[k] for k in keep if k in data})
+        return out
+
     def set_verdict(self, scan_id: str, upn: str, verdict: str, score: int, reasons: list[str],
                     privileged: bool) -> None:
         self.set_verdicts(scan_id, [(upn, verdict, score, reasons, privileged)])
@@ -293,15 +325,19 @@ class Store:
             sql += " and upn = ? collate nocase"
             args.append(upn)
         sql += " order by severity desc, upn, detector"
-        out = []
-        for r in self.db.execute_returning_dicts(sql, args):
-            r = dict(r)
-            r["evidence"] = json.loads(r["evidence"] or "{}")
-            r["remediation"] = json.loads(r["remediation"] or "[]")
-            r["new_since_last_scan"] = bool(r["new_since_last_scan"])
-            r["severity"] = _SEV_LABELS[r["severity"]]
-            r["account"] = r.pop("upn")
-            out.append(r)
+        return [_finding_row(r) for r in self.db.execute_returning_dicts(sql, args)]
+
+    def findings_by_account(self, scan_id: str, upns: Iterable[str], chunk: int = 500) -> dict[str, list[dict[str, Any]]]:
+        """``findings(scan_id, upn)`` for many accounts, ``chunk`` to a query, keyed by lower-case UPN."""
+        wanted = list(dict.fromkeys(upns))
+        out: dict[str, list[dict[str, Any]]] = {}
+        for i in range(0, len(wanted), chunk):
+            part = wanted[i:i + chunk]
+            sql = (f"select * from findings where scan_id = ? and upn collate nocase in ({','.join('?' * len(part))})"  # noqa: S608 - only '?' placeholders
+                   " order by severity desc, upn, detector")
+            for r in self.db.execute_returning_dicts(sql, [scan_id, *part]):
+                row = _finding_row(r)
+                out.setdefault(row["account"].lower(), []).append(row)
         return out
 
     def history(self, finding_id: str) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from scanner.collectors.account import AccountCollector, Gap
+from scanner.collectors.account import REUSED_COLLECTIONS, AccountCollector, Gap
 from scanner.collectors.tenant import SOURCES, TenantSources, read_tenant_sources
 from scanner.collectors.tenant_rows import RowStore
 from scanner.collectors.users import iter_user_pages
@@ -123,9 +123,13 @@ async def _collect(cfg: Config, store: Store, scan_id: str, conn: Any, *, resume
             log.info("incremental: reusing unchanged per-user data from scan %s", prev_id)
 
             def previous(users: list[dict[str, Any]]) -> dict[str, Any]:
+                # one query per chunk, parsing only what the reuse reads (account.py: methods_unchanged,
+                # known_well_known) — a whole snapshot per user cost as much CPU as the reads it saved
+                snaps = store.get_accounts(prev_id, (u["userPrincipalName"] for u in users),
+                                           fields=REUSED_COLLECTIONS)
                 out = {}
                 for u in users:
-                    snap = store.get_account(prev_id, u["userPrincipalName"])
+                    snap = snaps.get(u["userPrincipalName"].lower())
                     if snap is not None and snap.user.id.lower() == u["id"].lower():
                         out[u["id"].lower()] = snap
                 return out

@@ -97,6 +97,8 @@ async def _count(graph: GraphApi, res: BatchResult, path: str, scope: str) -> in
 
 
 PreviousLookup = Callable[[list[dict[str, Any]]], dict[str, AccountSnapshot]]
+# What an incremental scan reads from last scan's snapshot (besides ``user``): methods_unchanged, known_well_known.
+REUSED_COLLECTIONS = ("auth_methods", "registration", "folders")
 
 
 def methods_unchanged(prev: AccountSnapshot, row: dict[str, Any] | None) -> bool:
