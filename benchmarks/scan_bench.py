@@ -6,7 +6,11 @@ mailbox at a time, one request at a time) on a sample, extrapolated. Prints figu
 The simulator runs in a separate process (``m365sweep simulate``) so its CPU is not counted as the client's.
 
     python benchmarks/scan_bench.py [--users 10000] [--latency-ms 30] [--no-throttle] [--concurrency 16]
-                                    [--script-sample 2000] [--exchange-concurrency 16] [--outputs]
+                                    [--script-sample 2000] [--exchange-concurrency 16] [--outputs] [--incremental]
+
+--incremental: after the full sweep, a second sweep of the same (unchanged) tenant with ``[scan] incremental = true``
+(the nightly mode: authentication methods re-read only where the registration report changed), with its own figures
+and floor. Its findings are compared with the full sweep's (same accounts, detectors and severities).
 
 The floor (see benchmarks/README.md) is the largest of the times the simulator's enforced limits allow for the
 requests the sweep made, assuming perfect overlap of everything else:
@@ -53,7 +57,7 @@ def start_simulator(users: int, latency_ms: int, throttle: bool, seed: int) -> t
 FAST_EXCHANGE = False  # --fast-exchange-transport: [scan] fast_exchange_transport (opt-in, see README)
 
 
-def bench_config(info: dict[str, str], db: Path, concurrency: int) -> Any:
+def bench_config(info: dict[str, str], db: Path, concurrency: int, incremental: bool = False) -> Any:
     from scanner.config import parse_config
 
     return parse_config({
@@ -61,7 +65,7 @@ def bench_config(info: dict[str, str], db: Path, concurrency: int) -> Any:
         "auth": {"method": "access_token"},
         "endpoints": {"graph": info["graph"], "exchange": info["exchange"]},
         "storage": {"database": str(db)},
-        "scan": {"concurrency": concurrency, "fast_exchange_transport": FAST_EXCHANGE},
+        "scan": {"concurrency": concurrency, "fast_exchange_transport": FAST_EXCHANGE, "incremental": incremental},
     })
 
 
@@ -94,7 +98,8 @@ class RuMeter:
         self.ru += self._cost(method, path, dict(parse_qsl(parts.query)))
 
 
-async def sweep(info: dict[str, str], db: Path, concurrency: int, meter: RuMeter, out_dir: Path | None) -> Any:
+async def sweep(info: dict[str, str], db: Path, concurrency: int, meter: RuMeter, out_dir: Path | None,
+                incremental: bool = False) -> Any:
     from scanner.graph import factory
     from scanner.sweep import run_scan
 
@@ -107,7 +112,8 @@ async def sweep(info: dict[str, str], db: Path, concurrency: int, meter: RuMeter
 
     factory.connect = connect
     try:
-        return await run_scan(bench_config(info, db, concurrency), credential=credential(info), out_dir=out_dir)
+        return await run_scan(bench_config(info, db, concurrency, incremental), credential=credential(info),
+                              out_dir=out_dir)
     finally:
         factory.connect = real_connect
 
@@ -236,6 +242,8 @@ def main() -> None:
     ap.add_argument("--fast-exchange-transport", action="store_true",
                     help="[scan] fast_exchange_transport = true (the lean Exchange transport; opt-in)")
     ap.add_argument("--script-only", action="store_true", help="only the per-mailbox-script sample, extrapolated")
+    ap.add_argument("--incremental", action="store_true",
+                    help="after the full sweep, sweep again in incremental mode (the next night) and compare")
     ap.add_argument("--request-cpu", action="store_true",
                     help="only measure the client CPU of the request path (a $batch sub-request, a cmdlet)")
     args = ap.parse_args()
@@ -263,7 +271,7 @@ def main() -> None:
     sim = psutil.Process(proc.pid)
     tmp = Path(tempfile.mkdtemp(prefix="m365sweep-bench-"))
     meter = RuMeter()
-    script = None
+    script = incremental = None
     try:
         sim_cpu0 = sum(sim.cpu_times()[:2])
         cpu0, t0 = time.process_time(), time.monotonic()
@@ -272,11 +280,53 @@ def main() -> None:
         wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
         sim_cpu = sum(sim.cpu_times()[:2]) - sim_cpu0
         peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, before the script run
+        if args.incremental:  # the next night, nothing changed in the tenant: same database, incremental mode
+            imeter = RuMeter()
+            sim_cpu0 = sum(sim.cpu_times()[:2])
+            cpu0, t0 = time.process_time(), time.monotonic()
+            iresult = asyncio.run(sweep(info, tmp / "bench.db", args.concurrency, imeter, None, incremental=True))
+            incremental = (iresult, time.monotonic() - t0, time.process_time() - cpu0, imeter,
+                           sum(sim.cpu_times()[:2]) - sim_cpu0)
         if args.script_sample:
             script = asyncio.run(script_style(info, tmp / "script.db", min(args.script_sample, args.users)))
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+    print(f"tenant users          {args.users}")
+    print(f"latency / throttle    {args.latency_ms} ms / {'on' if not args.no_throttle else 'off'}")
+    print(f"concurrency           {args.concurrency} (Graph and Exchange each)")
+    print(f"exchange transport    {'lean (fast_exchange_transport)' if FAST_EXCHANGE else 'httpx (default)'}")
+    print_sweep(args, result, wall, cpu, meter, sim_cpu)
+    print(f"peak rss MiB          {peak_kb / 1024:.0f}")
+    print(f"database MiB          {os.path.getsize(tmp / 'bench.db') / 2**20:.1f}")
+    if script is not None:
+        sn, ssec, sreq = script
+        per = ssec / max(sn, 1)
+        tenant_phase = 0.0  # generous to the script: its tenant-wide reads are not counted
+        extrapolated = per * result.accounts_scanned + tenant_phase
+        print(f"script-style sample   {sn} mailboxes in {ssec:.1f}s ({per * 1000:.0f} ms/mailbox, {sreq} requests)")
+        print(f"script extrapolated   {extrapolated:.0f}s for {result.accounts_scanned} mailboxes")
+        print(f"speed-up vs script    {extrapolated / wall:.1f}x")
+    if incremental is not None:
+        iresult, iwall, icpu, imeter, isim_cpu = incremental
+        print("--- incremental sweep (the next night, tenant unchanged, [scan] incremental = true)")
+        print_sweep(args, iresult, iwall, icpu, imeter, isim_cpu)
+        full, incr = findings_of(tmp / "bench.db", result.scan_id), findings_of(tmp / "bench.db", iresult.scan_id)
+        print(f"findings              full {len(full)}, incremental {len(incr)}; "
+              f"{'the same' if full == incr else f'DIFFERENT: {len(full - incr)} only full, {len(incr - full)} only incremental'} "
+              "(account, detector, severity)")
+        print(f"incremental / full    {iwall / wall:.2f} wall, {iresult.stats['http_requests'] / max(result.stats['http_requests'], 1):.2f} HTTP requests")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def findings_of(db: Path, scan_id: str) -> set[tuple[str, str, str]]:
+    from scanner.store import Store
+
+    with Store(db) as store:
+        return {(f["account"], f["detector"], f["severity"]) for f in store.findings(scan_id)}
+
+
+def print_sweep(args: argparse.Namespace, result: Any, wall: float, cpu: float, meter: RuMeter, sim_cpu: float) -> None:
     stats = result.stats
     n = result.accounts_scanned
     by_class = stats.get("by_class", {})
@@ -288,10 +338,6 @@ def main() -> None:
     floors = floor_seconds(by_class, meter.ru, graph_logical, n_ex, lat, args.exchange_concurrency, busiest)
     floor = max(floors.values())
     collect_cpu = stats.get("collect_cpu_seconds", cpu)
-    print(f"tenant users          {args.users}")
-    print(f"latency / throttle    {args.latency_ms} ms / {'on' if not args.no_throttle else 'off'}")
-    print(f"concurrency           {args.concurrency} (Graph and Exchange each)")
-    print(f"exchange transport    {'lean (fast_exchange_transport)' if FAST_EXCHANGE else 'httpx (default)'}")
     print(f"accounts scanned      {n}")
     print(f"wall seconds          {wall:.1f} (collect {stats.get('collect_seconds', 0):.1f})")
     print(f"mailboxes/s           {n / wall:.1f}")
@@ -311,23 +357,12 @@ def main() -> None:
     print(f"client cpu seconds    {cpu:.1f} (collect {collect_cpu:.1f}; {collect_cpu / max(n, 1) * 1000:.2f} ms/mailbox; "
           f"{collect_cpu / max(graph_logical + by_class.get('exchange', 0), 1) * 1000:.3f} ms per logical request)")
     print(f"simulator cpu seconds {sim_cpu:.1f} (same 2 cores)")
-    print(f"peak rss MiB          {peak_kb / 1024:.0f}")
-    print(f"database MiB          {os.path.getsize(tmp / 'bench.db') / 2**20:.1f}")
     print("floor components      " + ", ".join(f"{k} {v:.1f}s" for k, v in floors.items())
           + f" (exchange assumes {args.exchange_concurrency} in flight)")
     print(f"floor seconds         {floor:.1f}")
     print(f"actual / floor        {wall / floor:.2f}" if floor > 0 else "actual / floor        n/a")
     if floor > 0:  # the requests alone (the floor's subject), without detection and outputs
         print(f"collect / floor       {stats.get('collect_seconds', wall) / floor:.2f}")
-    if script is not None:
-        sn, ssec, sreq = script
-        per = ssec / max(sn, 1)
-        tenant_phase = 0.0  # generous to the script: its tenant-wide reads are not counted
-        extrapolated = per * n + tenant_phase
-        print(f"script-style sample   {sn} mailboxes in {ssec:.1f}s ({per * 1000:.0f} ms/mailbox, {sreq} requests)")
-        print(f"script extrapolated   {extrapolated:.0f}s for {n} mailboxes")
-        print(f"speed-up vs script    {extrapolated / wall:.1f}x")
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
