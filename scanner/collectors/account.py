@@ -96,6 +96,14 @@ async def _count(graph: GraphApi, res: BatchResult, path: str, scope: str) -> in
     return len(await _values(graph, res, path, scope))
 
 
+async def _methods(graph: GraphApi, res: BatchResult) -> Any:
+    """One user's authentication methods from its ``$batch`` answer, or the gap saying why not."""
+    try:
+        return parse_methods(await _values(graph, res, "/authentication/methods", "directory"))
+    except ApiError as err:
+        return gap(err, "auth_methods")
+
+
 PreviousLookup = Callable[[list[dict[str, Any]]], dict[str, AccountSnapshot]]
 # What an incremental scan reads from last scan's snapshot (besides ``user``): methods_unchanged, known_well_known.
 REUSED_COLLECTIONS = ("auth_methods", "registration", "folders")
@@ -202,16 +210,22 @@ class AccountCollector:
 
         since = self.now - timedelta(hours=24)
         prev = self.previous(users) if self.previous is not None else {}
-        if prev:
-            await self.src.wait_rows("registration", reg_keys)  # incremental: tonight's record decides the reuse
-        registration = self._registration()
+        # Incremental: tonight's registration record decides whether last night's methods still hold. When the
+        # report has not reached this chunk's users yet (it may list them in another order than the directory),
+        # the chunk does not wait for it holding its slot: the decision is taken after the other reads, at assembly
+        # (which waits for those rows anyway), and changed users' methods are read then.
+        defer = bool(prev) and not self.src.rows_ready("registration", [k for k in reg_keys if k in prev])
+        registration = None if defer else self._registration()
         stats = self.conn.stats
         reused_methods: dict[str, Any] = {}
+        deferred: list[str] = []
         items: list[BatchItem] = []
         for u in users:
             uid = u["id"]
             p = prev.get(uid.lower())
-            if p is not None and registration is not None and \
+            if p is not None and defer:
+                deferred.append(uid)
+            elif p is not None and registration is not None and \
                     methods_unchanged(p, registration.get(uid.lower())):
                 reused_methods[uid] = p.auth_methods
                 stats.skipped["auth_methods"] += 1
@@ -256,12 +270,8 @@ class AccountCollector:
             per_user[uid] = st
             if uid in reused_methods:
                 st["methods"] = reused_methods[uid]
-            else:
-                try:
-                    st["methods"] = parse_methods(await _values(graph, results[f"m|{uid}"],
-                                                                "/authentication/methods", "directory"))
-                except ApiError as err:
-                    st["methods"] = gap(err, "auth_methods")
+            elif f"m|{uid}" in results:
+                st["methods"] = await _methods(graph, results[f"m|{uid}"])
             if not try_mailbox[uid]:
                 continue
             scope = f"mailbox:{uid}"
@@ -353,6 +363,8 @@ class AccountCollector:
         if io_done is not None:
             io_done()
         await self.src.wait_rows("registration", reg_keys)
+        if deferred:
+            await self._deferred_methods(deferred, prev, per_user)
         await self.src.wait_for_assembly()
         dom = self.src.data.get("domains")
         accepted = set(dom.get("domains") or []) if isinstance(dom, dict) else set()
@@ -375,6 +387,22 @@ class AccountCollector:
             snapshots.append(s)
             await asyncio.sleep(0)  # let answers waiting in the event loop go on (keeps request slots busy)
         return snapshots, gaps
+
+    async def _deferred_methods(self, uids: list[str], prev: dict[str, AccountSnapshot],
+                                per_user: dict[str, dict[str, Any]]) -> None:
+        """Incremental, the decision deferred until tonight's registration rows were in: reuse last night's methods
+        where the record is unchanged, read the others now."""
+        registration, stats = self._registration(), self.conn.stats
+        items = []
+        for uid in uids:
+            if registration is not None and methods_unchanged(prev[uid.lower()], registration.get(uid.lower())):
+                per_user[uid]["methods"] = prev[uid.lower()].auth_methods
+                stats.skipped["auth_methods"] += 1
+            else:
+                items.append(BatchItem(id=f"m|{uid}", url=f"/users/{uid}/authentication/methods"))
+        if items:
+            for key, res in (await self.conn.graph.batch(items)).items():
+                per_user[key.split("|", 1)[1]]["methods"] = await _methods(self.conn.graph, res)
 
     def _assemble(self, u: dict[str, Any], row: dict[str, Any] | None, st: dict[str, Any],
                   exo_by: dict[tuple[str, str], Any], gaps: list[Gap], has_mailbox: bool,

@@ -102,3 +102,35 @@ async def test_incremental_finds_what_the_full_sweep_finds(tmp_path: Path) -> No
     with Store(inc.cfg.database_path) as store:
         bob_methods = store.get_account(i2.scan_id, bob).require("auth_methods")
     assert any(m.display_name == "iPhone 15 (attacker)" for m in bob_methods)
+
+
+async def test_incremental_does_not_hold_a_chunk_for_a_late_registration_report(tmp_path: Path) -> None:
+    """The report may list users in another order than the directory, or lag: a chunk then sends its mailbox reads
+    without waiting for its users' registration rows, and decides last night's methods at assembly — same findings,
+    same reads saved, a changed user's methods read."""
+    from scanner.simulator import generate_tenant
+    from tests.perf.test_tenant_overlap import HoldReport
+
+    tenant = generate_tenant(users=60, seed=11, scenarios=True)
+    tenant.advance(0)  # frozen clock, as above
+    app = _create_app(tenant)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "inc").mkdir()
+    full = make_sim_config(tmp_path / "full", tenant, app)
+    inc = make_sim_config(tmp_path / "inc", tenant, app, scan={"incremental": True})
+    await run_scan(full.cfg, credential=full.credential, transport=full.transport)
+    await run_scan(inc.cfg, credential=inc.credential, transport=inc.transport)
+
+    (alice,) = _plain(tenant, 1)
+    tenant.add_method(tenant.user(alice), "microsoftAuthenticatorMethods",
+                      {"displayName": "Pixel 9 (attacker)", "deviceTag": "SoftwareTokenActivated"}, created=tenant.now())
+    hold = HoldReport(inc.transport)  # the report is answered only once a mailbox's rules were asked for
+    i2 = await run_scan(inc.cfg, credential=inc.credential, transport=hold)
+    f2 = await run_scan(full.cfg, credential=full.credential, transport=full.transport)
+
+    assert hold.released_by == "rules", "a chunk waited for the registration report before its mailbox reads"
+    assert _finding_keys(inc.cfg.database_path, i2.scan_id) == _finding_keys(full.cfg.database_path, f2.scan_id)
+    assert (alice.lower(), "auth.new_method") in {(a, d) for a, d, _s, _i in
+                                                  _finding_keys(inc.cfg.database_path, i2.scan_id)}
+    assert i2.stats["skipped"]["auth_methods"] == i2.accounts_scanned - 1
+    assert not i2.errors
