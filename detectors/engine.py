@@ -250,10 +250,10 @@ def evaluate_tenant(tenant: TenantInfo, facts: TenantFacts, ctx: ScanContext,
 class FactsBuilder:
     """Accumulates cross-account facts one snapshot at a time (memory: a few entries per account)."""
 
-    def __init__(self, tenant: TenantInfo | None, allowlist: Allowlist, now: datetime) -> None:
-        # ``tenant`` may come later (facts(tenant)): the sweep feeds accounts as it stores them, before the accepted
-        # domains are known, so forward addresses are kept unclassified until then.
-        self.tenant, self.allowlist, self.now = tenant, allowlist, now
+    def __init__(self, now: datetime) -> None:
+        # The tenant (its accepted domains) is given to facts(): the sweep feeds accounts as it stores them, before
+        # the domains are known, so forward addresses are kept unclassified until then.
+        self.now = aware(now) or now
         self.forwards: dict[str, set[str]] = defaultdict(set)
         self.phones: dict[str, set[str]] = defaultdict(set)
         self.mobiles: dict[str, set[str]] = defaultdict(set)
@@ -298,11 +298,7 @@ class FactsBuilder:
         if privileged_roles(acc) or privileged_exchange_groups(acc):
             self.privileged.add(upn)
 
-    def facts(self, tenant: TenantInfo | None = None) -> TenantFacts:
-        tenant = tenant if tenant is not None else self.tenant
-        if tenant is None:
-            raise ValueError("FactsBuilder.facts needs the tenant (its accepted domains)")
-
+    def facts(self, tenant: TenantInfo) -> TenantFacts:
         def multi(d: dict[str, set[str]], minimum: int = 1) -> dict[str, frozenset[str]]:
             return {k: frozenset(v) for k, v in d.items() if k and len(v) >= minimum}
 
@@ -322,12 +318,11 @@ class FactsBuilder:
         )
 
 
-def tenant_facts(accounts: Iterable[AccountSnapshot], tenant: TenantInfo, allowlist: Allowlist | None = None,
-                 now: datetime | None = None) -> TenantFacts:
-    b = FactsBuilder(tenant, allowlist or Allowlist(), now or datetime.now(UTC))
+def tenant_facts(accounts: Iterable[AccountSnapshot], tenant: TenantInfo, now: datetime | None = None) -> TenantFacts:
+    b = FactsBuilder(now or datetime.now(UTC))
     for a in accounts:
         b.add(a)
-    return b.facts()
+    return b.facts(tenant)
 
 
 # ---- whole scan --------------------------------------------------------------------------------------------------
@@ -447,10 +442,7 @@ def evaluate_scan(store: Any, scan_id: str, *, tenant: TenantInfo, allowlist: Al
         facts = prebuilt.facts(tenant)
         summary.facts_from_collection = True
     else:
-        fb = FactsBuilder(tenant, allowlist, now)
-        for acc in store.iter_accounts(scan_id):
-            fb.add(acc)
-        facts = fb.facts()
+        facts = tenant_facts(store.iter_accounts(scan_id), tenant, now)
 
     prev_hist: dict[str, list[int]] = {}
     if prev_scan:

@@ -257,9 +257,15 @@ class Store:
                 yield AccountSnapshot.from_json(unpack(blob))
 
     def get_account(self, scan_id: str, upn: str) -> AccountSnapshot | None:
-        row = self.db.execute("select snapshot from accounts where scan_id = ? and upn = ? collate nocase",
-                              [scan_id, upn]).fetchone()
-        return AccountSnapshot.from_json(unpack(row[0])) if row else None
+        return self.get_accounts(scan_id, [upn]).get(upn.lower())
+
+    def _by_upns(self, sql: str, scan_id: str, upns: Iterable[str], chunk: int) -> Iterator[sqlite3.Cursor]:
+        """One cursor of ``sql`` (a query on ``scan_id = ?`` with ``{marks}`` in a case-insensitive ``upn in (...)``)
+        per ``chunk`` UPNs of ``upns``."""
+        wanted = list(dict.fromkeys(upns))
+        for i in range(0, len(wanted), chunk):
+            part = wanted[i:i + chunk]
+            yield self.db.execute(sql.format(marks=",".join("?" * len(part))), [scan_id, *part])
 
     def get_accounts(self, scan_id: str, upns: Iterable[str], fields: Iterable[str] | None = None,
                      chunk: int = 500) -> dict[str, AccountSnapshot]:
@@ -267,14 +273,10 @@ class Store:
         accounts are left out. ``fields``: parse only these collections besides ``user`` (the others read as absent)
         — for callers that need a few of them from many accounts (the incremental sweep's reuse)."""
         keep = None if fields is None else ("user", *fields)
-        wanted = list(dict.fromkeys(upns))
         out: dict[str, AccountSnapshot] = {}
-        for i in range(0, len(wanted), chunk):
-            part = wanted[i:i + chunk]
-            marks = ",".join("?" * len(part))
-            for upn, blob in self.db.execute(
-                    f"select upn, snapshot from accounts where scan_id = ? and upn collate nocase in ({marks})",  # noqa: S608 - only '?' placeholders
-                    [scan_id, *part]):
+        sql = "select upn, snapshot from accounts where scan_id = ? and upn collate nocase in ({marks})"
+        for cur in self._by_upns(sql, scan_id, upns, chunk):
+            for upn, blob in cur:
                 if keep is None:
                     out[upn.lower()] = AccountSnapshot.from_json(unpack(blob))
                 else:
@@ -319,24 +321,20 @@ class Store:
                 self.db["findings"].insert_all(out, replace=True)
 
     def findings(self, scan_id: str, upn: str | None = None) -> list[dict[str, Any]]:
-        sql = "select * from findings where scan_id = ?"
-        args: list[Any] = [scan_id]
         if upn:
-            sql += " and upn = ? collate nocase"
-            args.append(upn)
-        sql += " order by severity desc, upn, detector"
-        return [_finding_row(r) for r in self.db.execute_returning_dicts(sql, args)]
+            return self.findings_by_account(scan_id, [upn]).get(upn.lower(), [])
+        sql = "select * from findings where scan_id = ? order by severity desc, upn, detector"
+        return [_finding_row(r) for r in self.db.execute_returning_dicts(sql, [scan_id])]
 
     def findings_by_account(self, scan_id: str, upns: Iterable[str], chunk: int = 500) -> dict[str, list[dict[str, Any]]]:
         """``findings(scan_id, upn)`` for many accounts, ``chunk`` to a query, keyed by lower-case UPN."""
-        wanted = list(dict.fromkeys(upns))
         out: dict[str, list[dict[str, Any]]] = {}
-        for i in range(0, len(wanted), chunk):
-            part = wanted[i:i + chunk]
-            sql = (f"select * from findings where scan_id = ? and upn collate nocase in ({','.join('?' * len(part))})"  # noqa: S608 - only '?' placeholders
-                   " order by severity desc, upn, detector")
-            for r in self.db.execute_returning_dicts(sql, [scan_id, *part]):
-                row = _finding_row(r)
+        sql = ("select * from findings where scan_id = ? and upn collate nocase in ({marks})"
+               " order by severity desc, upn, detector")
+        for cur in self._by_upns(sql, scan_id, upns, chunk):
+            cols = [d[0] for d in cur.description]
+            for values in cur:
+                row = _finding_row(dict(zip(cols, values, strict=True)))
                 out.setdefault(row["account"].lower(), []).append(row)
         return out
 

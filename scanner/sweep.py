@@ -303,11 +303,9 @@ async def run_scan(
                                         "hidden_rules": cfg.scan.hidden_rules, "sent_items": cfg.scan.sent_items})
         log.info("scan %s of tenant %s%s", scan_id, cfg.label, " (resumed)" if resumed else "")
         conn = connect(cfg, credential=credential, transport=transport)
-        from detectors._model import Allowlist
         from detectors.engine import FactsBuilder
 
-        # detection's tenant-wide facts, fed as accounts are stored (evaluate_scan makes ``now`` aware the same way)
-        facts = FactsBuilder(None, Allowlist(), now if now.tzinfo else now.replace(tzinfo=UTC))
+        facts = FactsBuilder(now)  # detection's tenant-wide facts, fed as accounts are stored
         try:
             tenant = await _collect(cfg, store, scan_id, conn, resume=resumed, progress=progress, now=now,
                                     facts=facts)

@@ -201,7 +201,7 @@ def context_for(spec: dict[str, Any], account: AccountSnapshot) -> ScanContext:
         previous = clean_account(account.upn)
     others = [account_from_spec(o, o.get("upn", f"user{i}@contoso.com")) for i, o in enumerate(spec.get("others", []))]
     allow = allowlist_from_spec(spec)
-    facts: TenantFacts = tenant_facts([account, *others], TENANT, allow, NOW)
+    facts: TenantFacts = tenant_facts([account, *others], TENANT, NOW)
     if "accounts_scanned" in spec:
         facts = TenantFacts(**{**facts.__dict__, "accounts_scanned": spec["accounts_scanned"]})
     if "new_method_types" in spec:

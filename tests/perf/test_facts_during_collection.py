@@ -49,7 +49,7 @@ async def test_facts_fed_during_collection_give_the_findings_read_back_facts_giv
     assert _findings(tmp_path / "from-store.db", r.scan_id) == found
 
     # A builder that saw only some of the stored accounts (a resumed scan's second half) is not trusted.
-    partial = FactsBuilder(None, Allowlist(), now)
+    partial = FactsBuilder(now)
     with Store(db) as store:
         for i, acc in enumerate(store.iter_accounts(r.scan_id)):
             if i % 2:
