@@ -96,6 +96,10 @@ async def _count(graph: GraphApi, res: BatchResult, path: str, scope: str) -> in
     return len(await _values(graph, res, path, scope))
 
 
+def _methods_item(uid: str) -> BatchItem:
+    return BatchItem(id=f"m|{uid}", url=f"/users/{uid}/authentication/methods")
+
+
 async def _methods(graph: GraphApi, res: BatchResult) -> Any:
     """One user's authentication methods from its ``$batch`` answer, or the gap saying why not."""
     try:
@@ -210,27 +214,16 @@ class AccountCollector:
 
         since = self.now - timedelta(hours=24)
         prev = self.previous(users) if self.previous is not None else {}
-        # Incremental: tonight's registration record decides whether last night's methods still hold. When the
-        # report has not reached this chunk's users yet (it may list them in another order than the directory),
-        # the chunk does not wait for it holding its slot: the decision is taken after the other reads, at assembly
-        # (which waits for those rows anyway), and changed users' methods are read then.
-        defer = bool(prev) and not self.src.rows_ready("registration", [k for k in reg_keys if k in prev])
-        registration = None if defer else self._registration()
-        stats = self.conn.stats
-        reused_methods: dict[str, Any] = {}
-        deferred: list[str] = []
+        # Incremental: tonight's registration record decides whether last night's methods still hold. The report
+        # may not have reached this chunk's users yet (it can list them in another order than the directory), so the
+        # decision is taken at assembly, which waits for those rows anyway — never before the chunk's requests,
+        # holding its slot; the changed users' methods are read then.
+        deferred = [u["id"] for u in users if u["id"].lower() in prev]
         items: list[BatchItem] = []
         for u in users:
             uid = u["id"]
-            p = prev.get(uid.lower())
-            if p is not None and defer:
-                deferred.append(uid)
-            elif p is not None and registration is not None and \
-                    methods_unchanged(p, registration.get(uid.lower())):
-                reused_methods[uid] = p.auth_methods
-                stats.skipped["auth_methods"] += 1
-            else:
-                items.append(BatchItem(id=f"m|{uid}", url=f"/users/{uid}/authentication/methods"))
+            if uid.lower() not in prev:
+                items.append(_methods_item(uid))
             if try_mailbox[uid]:
                 scope = f"mailbox:{uid}"
                 items.append(BatchItem(id=f"r|{uid}", url=f"/users/{uid}/mailFolders/inbox/messageRules",
@@ -268,9 +261,7 @@ class AccountCollector:
             uid, upn = u["id"], u["userPrincipalName"]
             st: dict[str, Any] = {"mailbox": mailbox_rows[uid] is not None}
             per_user[uid] = st
-            if uid in reused_methods:
-                st["methods"] = reused_methods[uid]
-            elif f"m|{uid}" in results:
+            if f"m|{uid}" in results:  # the others: _reuse_or_read_methods
                 st["methods"] = await _methods(graph, results[f"m|{uid}"])
             if not try_mailbox[uid]:
                 continue
@@ -318,7 +309,7 @@ class AccountCollector:
                 p = prev.get(uid.lower())
                 known = known_well_known(p) if p is not None else {}
                 if known:
-                    stats.skipped["well_known_folders"] += len(set(known) - set(names))
+                    self.conn.stats.skipped["well_known_folders"] += len(set(known) - set(names))
                 names = {**known, **names}
             wk[uid] = names
             if moves:
@@ -364,7 +355,7 @@ class AccountCollector:
             io_done()
         await self.src.wait_rows("registration", reg_keys)
         if deferred:
-            await self._deferred_methods(deferred, prev, per_user)
+            await self._reuse_or_read_methods(deferred, prev, per_user)
         await self.src.wait_for_assembly()
         dom = self.src.data.get("domains")
         accepted = set(dom.get("domains") or []) if isinstance(dom, dict) else set()
@@ -388,10 +379,10 @@ class AccountCollector:
             await asyncio.sleep(0)  # let answers waiting in the event loop go on (keeps request slots busy)
         return snapshots, gaps
 
-    async def _deferred_methods(self, uids: list[str], prev: dict[str, AccountSnapshot],
-                                per_user: dict[str, dict[str, Any]]) -> None:
-        """Incremental, the decision deferred until tonight's registration rows were in: reuse last night's methods
-        where the record is unchanged, read the others now."""
+    async def _reuse_or_read_methods(self, uids: list[str], prev: dict[str, AccountSnapshot],
+                                     per_user: dict[str, dict[str, Any]]) -> None:
+        """Incremental, once tonight's registration rows are in: reuse last night's methods where the record is
+        unchanged, read the others now."""
         registration, stats = self._registration(), self.conn.stats
         items = []
         for uid in uids:
@@ -399,7 +390,7 @@ class AccountCollector:
                 per_user[uid]["methods"] = prev[uid.lower()].auth_methods
                 stats.skipped["auth_methods"] += 1
             else:
-                items.append(BatchItem(id=f"m|{uid}", url=f"/users/{uid}/authentication/methods"))
+                items.append(_methods_item(uid))
         if items:
             for key, res in (await self.conn.graph.batch(items)).items():
                 per_user[key.split("|", 1)[1]]["methods"] = await _methods(self.conn.graph, res)
