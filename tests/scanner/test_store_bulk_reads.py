@@ -31,8 +31,9 @@ def test_get_accounts_reads_many_case_insensitively_in_chunks(tmp_path: Path) ->
 
         got = store.get_accounts(sid, asked, chunk=2)  # several queries, a duplicate, an absent account
         assert set(got) == {"user0@contoso.com", "user3@contoso.com", "user5@contoso.com", "user6@contoso.com"}
-        assert got["user5@contoso.com"] == snap(5)  # whole snapshot, as get_account reads it
-        assert got["user5@contoso.com"] == store.get_account(sid, "USER5@CONTOSO.COM")
+        assert got["user5@contoso.com"] == snap(5)  # the whole snapshot
+        assert store.get_account(sid, "USER5@CONTOSO.COM") == snap(5)
+        assert store.get_account(sid, "nobody@contoso.com") is None
 
         part = store.get_accounts(sid, asked, fields=("auth_methods", "registration"))["user3@contoso.com"]
         assert part.user == snap(3).user
@@ -53,6 +54,8 @@ def test_findings_by_account_matches_findings_per_account(tmp_path: Path) -> Non
         upns = ["user0@contoso.com", "USER2@contoso.com"]
         got = store.findings_by_account(sid, upns, chunk=1)
         assert set(got) == {"user0@contoso.com", "user2@contoso.com"}
+        every = store.findings(sid)  # the whole scan's query, not the per-account one
         for upn in upns:
-            assert got[upn.lower()] == store.findings(sid, upn)
+            assert got[upn.lower()] == [f for f in every if f["account"].lower() == upn.lower()]
+            assert store.findings(sid, upn) == got[upn.lower()]
         assert [f["severity"] for f in got["user2@contoso.com"]] == ["high", "low"]
