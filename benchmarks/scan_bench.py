@@ -98,8 +98,7 @@ class RuMeter:
         self.ru += self._cost(method, path, dict(parse_qsl(parts.query)))
 
 
-async def sweep(info: dict[str, str], db: Path, concurrency: int, meter: RuMeter, out_dir: Path | None,
-                incremental: bool = False) -> Any:
+async def sweep(info: dict[str, str], db: Path, concurrency: int, meter: RuMeter, incremental: bool = False) -> Any:
     from scanner.graph import factory
     from scanner.sweep import run_scan
 
@@ -112,8 +111,7 @@ async def sweep(info: dict[str, str], db: Path, concurrency: int, meter: RuMeter
 
     factory.connect = connect
     try:
-        return await run_scan(bench_config(info, db, concurrency, incremental), credential=credential(info),
-                              out_dir=out_dir)
+        return await run_scan(bench_config(info, db, concurrency, incremental), credential=credential(info))
     finally:
         factory.connect = real_connect
 
@@ -271,22 +269,21 @@ def main() -> None:
     proc, info = start_simulator(args.users, args.latency_ms, not args.no_throttle, args.seed)
     sim = psutil.Process(proc.pid)
     tmp = Path(tempfile.mkdtemp(prefix="m365sweep-bench-"))
-    meter = RuMeter()
     script = incremental = None
-    try:
+
+    def timed(inc: bool) -> tuple[Any, float, float, RuMeter, float]:
+        """A sweep with its wall time, client CPU, RU meter and simulator CPU."""
+        meter = RuMeter()
         sim_cpu0 = sum(sim.cpu_times()[:2])
         cpu0, t0 = time.process_time(), time.monotonic()
-        result = asyncio.run(sweep(info, tmp / "bench.db", args.concurrency, meter, None))
-        wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
-        sim_cpu = sum(sim.cpu_times()[:2]) - sim_cpu0
+        res = asyncio.run(sweep(info, tmp / "bench.db", args.concurrency, meter, incremental=inc))
+        return res, time.monotonic() - t0, time.process_time() - cpu0, meter, sum(sim.cpu_times()[:2]) - sim_cpu0
+
+    try:
+        result, wall, cpu, meter, sim_cpu = timed(False)
         peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, before the script run
         if args.incremental:  # the next night, nothing changed in the tenant: same database, incremental mode
-            imeter = RuMeter()
-            sim_cpu0 = sum(sim.cpu_times()[:2])
-            cpu0, t0 = time.process_time(), time.monotonic()
-            iresult = asyncio.run(sweep(info, tmp / "bench.db", args.concurrency, imeter, None, incremental=True))
-            incremental = (iresult, time.monotonic() - t0, time.process_time() - cpu0, imeter,
-                           sum(sim.cpu_times()[:2]) - sim_cpu0)
+            incremental = timed(True)
         if args.script_sample:
             script = asyncio.run(script_style(info, tmp / "script.db", min(args.script_sample, args.users)))
     finally:
